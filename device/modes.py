@@ -1,0 +1,31 @@
+"""The words the treadmill's world uses for which way the walker faces and what a session is doing."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    """Which way the walker faces on the belt (the DIRECTION button toggles it)."""
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+    def toggled(self) -> Mode:
+        return Mode.FORWARD if self is Mode.BACKWARD else Mode.BACKWARD
+
+
+class SessionState(StrEnum):
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+
+
+class EndReason(StrEnum):
+    """Why a session ended; stored in sessions.end_reason."""
+
+    BUTTON = "button"  # START held for hold_s
+    COMMAND = "command"  # the dashboard or the socket asked
+    PAUSE_TIMEOUT = "pause_timeout"  # paused longer than end_after_pause_s
+    SHUTDOWN = "shutdown"  # the daemon was stopped (SIGTERM) or the scenario ended
+    INTERRUPTED = "interrupted"  # found open after a crash or power cut
