@@ -1,0 +1,328 @@
+"""Belt speed from a serial bridge: real pyserial over a pty (a cable we can pull) and loop://."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from device.sources import SerialSpeedSource, SourceError
+from device.sources.serial_line import LineSplitter
+
+# retry and read timeouts short enough that the whole file runs in about a second
+QUICK = {"backoff_s": (0.01, 0.05), "read_timeout_s": 0.05}
+
+
+def wait_until(predicate, timeout: float = 2.0) -> None:
+    """Poll until predicate() holds; fail the test if it does not within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout} s for {predicate.__doc__}")
+        time.sleep(0.005)
+
+
+class VirtualClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Readings:
+    """Collects on_speed(t, kmh) calls from the reader thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.items: list[tuple[float, float]] = []
+
+    def __call__(self, t: float, kmh: float) -> None:
+        with self._lock:
+            self.items.append((t, kmh))
+
+    @property
+    def speeds(self) -> list[float]:
+        with self._lock:
+            return [kmh for _, kmh in self.items]
+
+
+class PtyCable:
+    """A bridge on a real pseudo-terminal behind a stable device path, like udev's
+    /dev/serial/by-id links: unplugging closes the pty and removes the path, plugging in
+    again makes a new pty and points the path at it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.master: int | None = None
+
+    def plug(self) -> None:
+        master, slave = os.openpty()
+        self.path.symlink_to(os.ttyname(slave))
+        os.close(slave)  # the source opens the slave by name, as it would /dev/ttyUSB0
+        self.master = master
+
+    def send(self, data: bytes) -> None:
+        assert self.master is not None
+        os.write(self.master, data)
+
+    def unplug(self) -> None:
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+        self.path.unlink(missing_ok=True)
+
+
+class CountingOpener:
+    """pyserial's serial_for_url, counting how often the source tries to open the port."""
+
+    def __init__(self):
+        self.attempts = 0
+        self.ports: list[serial.SerialBase] = []
+
+    def __call__(self, url, **kwargs):
+        self.attempts += 1
+        port = serial.serial_for_url(url, **kwargs)
+        self.ports.append(port)
+        return port
+
+
+@pytest.fixture
+def cable(tmp_path):
+    cable = PtyCable(tmp_path / "ttyTREADMILL")
+    yield cable
+    cable.unplug()
+
+
+@pytest.fixture
+def readings():
+    return Readings()
+
+
+def serial_warnings(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "device.sources.serial_line" and r.levelno == logging.WARNING
+    ]
+
+
+@pytest.mark.parametrize(
+    ("unit", "line", "kmh"),
+    [("km/h", b"3.5\n", 3.5), ("mph", b"2.0\n", 3.218688), ("m/s", b"1.0\n", 3.6)],
+)
+def test_speed_in_each_unit_is_reported_in_kmh(unit, line, kmh, readings):
+    opener = CountingOpener()
+    clock = VirtualClock(50.0)
+    source = SerialSpeedSource(
+        "loop://", unit=unit, on_speed=readings, clock=clock, serial_for_url=opener, **QUICK
+    )
+    with source:
+        wait_until(lambda: source.connected)
+        opener.ports[-1].write(line)
+        wait_until(lambda: readings.speeds)
+    assert readings.items == [(50.0, pytest.approx(kmh))]
+    assert source.speed_kmh(50.0) == pytest.approx(kmh)
+
+
+def test_bridge_debug_text_and_crlf_lines_are_parsed_with_the_configured_pattern(cable, readings):
+    cable.plug()
+    source = SerialSpeedSource(
+        str(cable.path),
+        pattern=r"SPD:(?P<speed>\d+(?:\.\d+)?)",
+        on_speed=readings,
+        **QUICK,
+    )
+    with source:
+        wait_until(lambda: source.connected)
+        cable.send(b"ESP32 bridge v1.2 boot ok\r\nSPD:3.2\r\n")
+        wait_until(lambda: readings.speeds)
+        assert readings.speeds == [pytest.approx(3.2)]
+        assert source.rejected_lines == 1
+
+
+def test_garbage_noise_and_an_overlong_line_are_counted_and_parsing_goes_on(cable, readings):
+    cable.plug()
+    source = SerialSpeedSource(str(cable.path), on_speed=readings, **QUICK)
+    with source:
+        wait_until(lambda: source.connected)
+        cable.send(b"hello treadmill\n")
+        cable.send(bytes(range(0x80, 0x100)) + b"\n")  # line noise, not UTF-8
+        cable.send(b"7" * 1000 + b"\n")  # a runaway line: its digits must not become a speed
+        cable.send(b"55\n")  # no belt runs at 55 km/h
+        cable.send(b"-1.5\n")
+        cable.send(b"4.2\n")
+        wait_until(lambda: readings.speeds)
+        assert readings.speeds == [pytest.approx(4.2)]
+        assert source.rejected_lines == 5
+        assert source.connected
+
+
+def test_lines_split_across_reads_are_joined():
+    stream = b"SPD 1.0\r\nSPD 2.5\n" + b"x" * 300 + b"\nSPD 3.0\n"
+    whole = LineSplitter(256).feed(stream)
+    splitter = LineSplitter(256)
+    lines: list[bytes] = []
+    overlong = 0
+    for i in range(len(stream)):
+        got, dropped = splitter.feed(stream[i : i + 1])
+        lines += got
+        overlong += dropped
+    assert (lines, overlong) == whole
+    assert whole == ([b"SPD 1.0", b"SPD 2.5", b"SPD 3.0"], 1)
+
+
+def test_speed_becomes_unknown_once_the_bridge_is_silent_for_stale_s(readings):
+    opener = CountingOpener()
+    clock = VirtualClock(200.0)
+    source = SerialSpeedSource(
+        "loop://", stale_s=2.0, on_speed=readings, clock=clock, serial_for_url=opener, **QUICK
+    )
+    with source:
+        assert source.speed_kmh(200.0) is None  # nothing heard yet
+        wait_until(lambda: source.connected)
+        opener.ports[-1].write(b"2.4\n")
+        wait_until(lambda: readings.speeds)
+    assert source.speed_kmh(202.0) == pytest.approx(2.4)
+    assert not source.is_stale(202.0)
+    assert source.speed_kmh(202.01) is None
+    assert source.is_stale(202.01)
+
+
+def test_unplugged_cable_is_reopened_and_readings_resume(cable, readings, caplog):
+    caplog.set_level(logging.DEBUG, logger="device.sources.serial_line")
+    opener = CountingOpener()
+    cable.plug()
+    source = SerialSpeedSource(str(cable.path), on_speed=readings, serial_for_url=opener, **QUICK)
+    with source:
+        wait_until(lambda: source.connected)
+        cable.send(b"3.0\n")
+        wait_until(lambda: readings.speeds == [3.0])
+
+        cable.unplug()
+        wait_until(lambda: not source.connected)
+        attempts = opener.attempts
+        wait_until(lambda: opener.attempts >= attempts + 3)  # it keeps trying
+        assert str(cable.path) in source.last_error
+
+        cable.plug()
+        wait_until(lambda: source.connected)
+        assert source.last_error is None
+        cable.send(b"2.0\n")
+        wait_until(lambda: readings.speeds == [3.0, 2.0])
+        # one warning for the outage, however many retries it took
+        assert len(serial_warnings(caplog)) == 1
+
+        cable.unplug()  # the next outage is news again
+        wait_until(lambda: len(serial_warnings(caplog)) == 2)
+
+
+def test_device_file_vanishing_is_noticed_even_while_the_line_is_quiet(cable, readings):
+    cable.plug()
+    target = os.readlink(cable.path)
+    source = SerialSpeedSource(str(cable.path), on_speed=readings, **QUICK)
+    with source:
+        wait_until(lambda: source.connected)
+        cable.path.unlink()  # udev removed the link, the bridge sends nothing
+        wait_until(lambda: not source.connected)
+
+        cable.path.symlink_to(target)
+        wait_until(lambda: source.connected)
+        cable.send(b"1.5\n")
+        wait_until(lambda: readings.speeds == [1.5])
+
+
+def test_port_missing_at_start_keeps_retrying_and_says_why(cable, readings, caplog):
+    opener = CountingOpener()
+    source = SerialSpeedSource(str(cable.path), on_speed=readings, serial_for_url=opener, **QUICK)
+    source.start()  # does not raise: the rest of the device must come up without the bridge
+    try:
+        wait_until(lambda: opener.attempts >= 3)
+        assert not source.connected
+        message = source.last_error
+        assert message.startswith(f"serial port {cable.path} does not exist")
+        assert "[sensor] url" in message
+        assert message.endswith(".")
+        assert "\n" not in message
+        assert len(serial_warnings(caplog)) == 1
+
+        cable.plug()
+        wait_until(lambda: source.connected)
+        cable.send(b"2.5\n")
+        wait_until(lambda: readings.speeds == [2.5])
+    finally:
+        source.close()
+
+
+def test_port_without_permission_asks_for_the_dialout_group():
+    def refused(url, **kwargs):
+        # what pyserial raises when the user is not in the dialout group
+        raise serial.SerialException(
+            errno.EACCES, f"could not open port {url}: [Errno 13] Permission denied: '{url}'"
+        )
+
+    source = SerialSpeedSource("/dev/ttyUSB0", serial_for_url=refused, **QUICK)
+    with source:
+        wait_until(lambda: source.last_error is not None)
+    assert source.last_error.startswith("no permission to open serial port /dev/ttyUSB0")
+    assert "dialout group" in source.last_error
+
+
+def test_unknown_url_scheme_asks_to_fix_the_url():
+    source = SerialSpeedSource("tcp-oops://bridge", **QUICK)
+    with source:
+        wait_until(lambda: source.last_error is not None)
+    assert "tcp-oops://bridge" in source.last_error
+    assert "[sensor] url" in source.last_error
+
+
+def test_close_stops_the_reader_thread(cable):
+    cable.plug()
+    source = SerialSpeedSource(str(cable.path), **QUICK)
+    source.start()
+    wait_until(lambda: source.connected)
+    source.close()
+    names = [thread.name for thread in threading.enumerate()]
+    assert f"serial-speed {cable.path}" not in names
+    assert not source.connected
+
+
+def test_a_failing_consumer_does_not_silence_the_sensor(caplog):
+    opener = CountingOpener()
+    seen: list[float] = []
+
+    def flaky(t: float, kmh: float) -> None:
+        seen.append(kmh)
+        if len(seen) == 1:
+            raise RuntimeError("bug downstream")
+
+    source = SerialSpeedSource("loop://", on_speed=flaky, serial_for_url=opener, **QUICK)
+    with source:
+        wait_until(lambda: source.connected)
+        opener.ports[-1].write(b"1.0\n2.0\n")
+        wait_until(lambda: len(seen) == 2)
+    assert seen == [1.0, 2.0]
+    assert any("on_speed failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "unit", "key"),
+    [
+        (r"SPD:(?P<speed>\d+", "km/h", "[sensor] pattern"),
+        (r"SPD:(\d+)", "km/h", "[sensor] pattern"),
+        (r"(?P<speed>\d+)", "knots", "[sensor] unit"),
+    ],
+)
+def test_config_mistakes_are_refused_naming_the_key(pattern, unit, key):
+    with pytest.raises(SourceError) as caught:
+        SerialSpeedSource("loop://", pattern=pattern, unit=unit)
+    assert key in str(caught.value)
+    assert "\n" not in str(caught.value)
