@@ -1,0 +1,98 @@
+"""The history file's format: its tables, the migrations between versions and the one-sentence
+errors both its writer (device.store) and its readers (device.history) give about the file.
+
+`PRAGMA user_version` holds the schema version: the number of MIGRATIONS applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+BUSY_TIMEOUT_S = 5.0  # how long a connection waits for another's lock before giving up
+ELSEWHERE = "or set db in the [storage] table of the config to another path"
+
+_SCHEMA_V1 = """
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, end_reason TEXT,
+    distance_m REAL NOT NULL DEFAULT 0, backward_s REAL NOT NULL DEFAULT 0,
+    forward_s REAL NOT NULL DEFAULT 0, backward_distance_m REAL NOT NULL DEFAULT 0,
+    top_speed_kmh REAL NOT NULL DEFAULT 0, machine_id TEXT NOT NULL,
+    profile TEXT NOT NULL DEFAULT 'guest', kcal REAL, last_sample_at REAL);
+CREATE INDEX sessions_by_start ON sessions (started_at);
+CREATE INDEX sessions_by_profile ON sessions (profile, started_at);
+CREATE TABLE segments (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    mode TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL,
+    distance_m REAL NOT NULL DEFAULT 0);
+CREATE INDEX segments_by_session ON segments (session_id, started_at);
+CREATE TABLE samples (
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    t REAL NOT NULL, speed_kmh REAL, mode TEXT NOT NULL, state TEXT NOT NULL, cap_kmh REAL);
+CREATE INDEX samples_by_session ON samples (session_id, t);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, session_id INTEGER REFERENCES sessions (id) ON DELETE CASCADE,
+    t REAL NOT NULL, kind TEXT NOT NULL, details TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX events_by_session ON events (session_id, t);
+CREATE INDEX events_by_time ON events (t);
+CREATE TABLE profiles (
+    name TEXT PRIMARY KEY, level INTEGER NOT NULL DEFAULT 1, weight_kg REAL NOT NULL DEFAULT 70);
+INSERT INTO profiles (name) VALUES ('guest');
+"""
+
+# Entry i is the SQL script that takes a file from user_version i to i + 1, so a new schema
+# version is one new entry. Never edit an entry that has shipped.
+MIGRATIONS: list[str] = [_SCHEMA_V1]
+
+
+class StoreError(Exception):
+    """The history file cannot be opened or written; str() is one sentence with the fix."""
+
+
+def migrate(db: sqlite3.Connection, *, path: str) -> None:
+    """Bring the file open on `db` (a writer, autocommit) up to len(MIGRATIONS), one committed
+    step per version; StoreError for a file newer than this code or a step that fails."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    refuse_newer(version, path=path)
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        # Each step commits with its version number, so a failed step leaves the file
+        # intact at the version before it.
+        script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};"
+        try:
+            db.executescript(script + "\nCOMMIT;")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(
+                f"Cannot upgrade the history database {path} to schema version "
+                f"{target} ({exc}); it stays at version {target - 1}, so keep running the "
+                "previous retrotread and report this with the file."
+            ) from None
+
+
+def require_current(version: int, *, path: str) -> None:
+    """A reader cannot upgrade the file, so it refuses any version but the current one."""
+    refuse_newer(version, path=path)
+    if version < len(MIGRATIONS):
+        raise StoreError(
+            f"The history database {path} has schema version {version}, older than "
+            f"this retrotread's {len(MIGRATIONS)}; start retrotread-device once to upgrade it."
+        )
+
+
+def refuse_newer(version: int, *, path: str) -> None:
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"The history database {path} has schema version {version}, newer than "
+            f"the {len(MIGRATIONS)} this retrotread knows; upgrade retrotread {ELSEWHERE}."
+        )
+
+
+def open_error(exc: sqlite3.Error, *, path: str) -> StoreError:
+    """The one sentence for a file SQLite refused to open."""
+    if "not a database" in str(exc):
+        return StoreError(f"{path} is not a history database; move it away {ELSEWHERE}.")
+    return StoreError(
+        f"Cannot open the history database {path} ({exc}); make the file and its "
+        f"directory writable for the user running retrotread, {ELSEWHERE}."
+    )
