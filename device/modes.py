@@ -1,4 +1,4 @@
-"""The words the treadmill's world uses for which way the walker faces and what a session is doing."""
+"""Which way the walker faces on the belt and what a session is doing, in the treadmill's words."""
 
 from __future__ import annotations
 

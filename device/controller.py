@@ -1,0 +1,345 @@
+"""The Controller: one tick of the treadmill companion.
+
+It composes the pure core (speed estimator or serial readings, session machine, governor) and
+turns belt pulses, button presses, commands and the passing of time into events, output
+patterns and 1 Hz samples. The daemon and the simulator drive this same object; only their
+clocks and adapters differ, which is what makes `retrotread simulate` a faithful test of the
+daemon. No I/O here: the caller records what a tick returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from device.config import Config
+from device.events import Event, EventKind
+from device.governor import CapSchedule, Governor
+from device.modes import EndReason, Mode, SessionState
+from device.readings import ReadingSpeed
+from device.session import SessionMachine, SessionTotals
+from device.signals import LedPattern, RelayState, Tune
+from device.speed import SpeedEstimator
+
+# Enforcement looks at the mean over this window, so a foot strike's dip and surge cancel out.
+ENFORCE_WINDOW_S = 3.0
+SAMPLE_EVERY_S = 1.0
+
+EVENT_TUNES = {
+    EventKind.SESSION_STARTED: Tune.START,
+    EventKind.SESSION_PAUSED: Tune.PAUSE,
+    EventKind.SESSION_RESUMED: Tune.RESUME,
+    EventKind.SESSION_ENDED: Tune.END,
+    EventKind.MODE_CHANGED: Tune.MODE,
+}
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    t: float
+    name: str  # "led" | "buzzer" | "relay"
+    state: str  # a LedPattern, a Tune or a RelayState value
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float
+    speed_kmh: float | None
+    mode: Mode
+    state: SessionState
+    cap_kmh: float | None
+
+
+@dataclass
+class TickResult:
+    events: list[Event] = field(default_factory=list)
+    outputs: list[OutputChange] = field(default_factory=list)
+    sample: Sample | None = None
+    # the open session's running totals, or the one that ended during this tick
+    totals: SessionTotals | None = None
+
+
+class CommandRefused(Exception):
+    """A command that cannot be carried out now; str() is the sentence for the user."""
+
+
+class Controller:
+    def __init__(self, config: Config, *, t: float, level: int = 1):
+        self.config = config
+        self.level = level
+        self.governor = Governor(config.backward)
+        self.session = SessionMachine(config.session, hold_s=config.buttons.hold_s)
+        self.uses_pulses = config.sensor.kind == "hall"
+        self.estimator = SpeedEstimator(
+            config.sensor.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh
+        )
+        self.readings = ReadingSpeed(stale_s=config.sensor.stale_s)
+        self.message = ""  # the last thing the walker should read, e.g. why a start was refused
+        self._auto_refused = False
+        self._pending = TickResult()
+        self._led: LedPattern | None = None
+        self._relay = RelayState.CLOSED
+        self._next_sample_t = t
+        self._started_t = t
+        self._show_mode(t)
+
+    # -- inputs from the adapters ----------------------------------------------------------
+
+    def pulse(self, t: float) -> None:
+        """A hall or reed edge at monotonic time t (the edge's own time, not the callback's)."""
+        self.estimator.pulse(t)
+
+    def speed_reading(self, t: float, kmh: float) -> None:
+        """A speed reported by a serial bridge or console."""
+        self.readings.reading(t, kmh)
+
+    def start_down(self, t: float) -> None:
+        self.session.start_down(t)
+
+    def start_up(self, t: float) -> None:
+        action = self.session.start_up(t)
+        if action == "end":
+            self._emit(self.session.end(t, EndReason.BUTTON))
+        elif action is not None:
+            self._attempt(t, action, reason="button")
+
+    def direction_pressed(self, t: float) -> None:
+        self._set_mode(t, self.session.mode.toggled(), reason="button")
+
+    def command(self, t: float, cmd: str, mode: Mode | None = None) -> None:
+        """A command from the socket (the dashboard). Raises CommandRefused with a sentence
+        when it cannot be done in the current state."""
+        state = self.session.state
+        if cmd == "mode":
+            if mode is None:
+                raise CommandRefused('The "mode" command needs "mode": "forward" or "backward".')
+            self._set_mode(t, mode, reason="command")
+            return
+        if cmd == "end":
+            if state is SessionState.IDLE:
+                raise CommandRefused("There is no session to end.")
+            self._emit(self.session.end(t, EndReason.COMMAND))
+            return
+        allowed = {"start": SessionState.IDLE, "pause": SessionState.RUNNING}
+        allowed["resume"] = SessionState.PAUSED
+        if cmd not in allowed:
+            raise CommandRefused(f"Unknown command {cmd!r}.")
+        if state is not allowed[cmd]:
+            raise CommandRefused(f"Cannot {cmd} while the session is {state.value}.")
+        if not self._attempt(t, cmd, reason="command"):
+            raise CommandRefused(self.message)
+
+    def reconfigure(self, t: float, config: Config) -> str:
+        """Take a new config (the settings page saved it). Rules and names apply at once;
+        pins and the sensor's kind belong to adapters the daemon opened at start-up, so those
+        changes wait for a restart, and the returned note says so ("" when none)."""
+        old = self.config
+        self.config = config
+        self.governor = Governor(config.backward)
+        self.session.config = config.session
+        self.session.hold_s = config.buttons.hold_s
+        if (old.sensor.meters_per_pulse, old.sensor.max_speed_kmh) != (
+            config.sensor.meters_per_pulse,
+            config.sensor.max_speed_kmh,
+        ):
+            self.estimator = SpeedEstimator(
+                config.sensor.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh
+            )
+        self.readings.stale_s = config.sensor.stale_s
+        wiring = ("kind", "pin", "url", "baud", "pattern", "unit")
+        rewired = any(getattr(old.sensor, k) != getattr(config.sensor, k) for k in wiring) or (
+            (old.buttons.start_pin, old.buttons.direction_pin, old.outputs)
+            != (config.buttons.start_pin, config.buttons.direction_pin, config.outputs)
+        )
+        note = "restart the device for pin and sensor wiring changes" if rewired else ""
+        self._emit([Event(t, EventKind.CONFIG_RELOADED, {"note": note} if note else {})])
+        return note
+
+    # -- reading the belt -------------------------------------------------------------------
+
+    def speed_kmh(self, t: float) -> float | None:
+        """The displayed speed; None when a serial source has gone stale."""
+        if self.uses_pulses:
+            return self.estimator.speed_kmh(t)
+        return self.readings.speed_kmh(t)
+
+    def mean_kmh(self, t: float) -> float | None:
+        """The smoothed speed the safety rules use."""
+        if self.uses_pulses:
+            return self.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+        return self.readings.mean_kmh(t, ENFORCE_WINDOW_S)
+
+    def cap(self, t: float) -> CapSchedule | None:
+        segment = self.session.segment
+        since = t - segment.started_at if segment is not None else 0.0
+        return self.governor.schedule(self.session.mode, since, self.level)
+
+    # -- the tick ---------------------------------------------------------------------------
+
+    def tick(self, t: float) -> TickResult:
+        speed = self.speed_kmh(t)
+        self._emit(self.session.tick(t, speed))
+        if self.session.start_held(t) and self.session.in_session:
+            self._emit(self.session.end(t, EndReason.BUTTON))
+        if self.session.belt_running_for(t) == 0:
+            self._auto_refused = False  # the belt stopped: a new run may be refused afresh
+        if self.session.wants_auto_start(t):
+            self._auto_attempt(t, "start")
+        elif self.session.wants_auto_resume(t):
+            self._auto_attempt(t, "resume")
+        if t >= self._next_sample_t:
+            schedule = self.cap(t)
+            self._pending.sample = Sample(
+                t=t,
+                speed_kmh=None if speed is None else round(speed, 2),
+                mode=self.session.mode,
+                state=self.session.state,
+                cap_kmh=schedule.cap_kmh if schedule else None,
+            )
+            self._next_sample_t += SAMPLE_EVERY_S * max(
+                1, int((t - self._next_sample_t) // SAMPLE_EVERY_S) + 1
+            )
+        return self._finish_tick()
+
+    def _finish_tick(self) -> TickResult:
+        result, self._pending = self._pending, TickResult()
+        ended = any(e.kind is EventKind.SESSION_ENDED for e in result.events)
+        result.totals = self.session.last_totals if ended else self.session.totals
+        return result
+
+    def shutdown(self, t: float) -> TickResult:
+        """End an open session (reason shutdown) and put every output in its safe state."""
+        if self.session.in_session:
+            self._emit(self.session.end(t, EndReason.SHUTDOWN))
+        self._set_led(t, LedPattern.OFF)
+        self._set_relay(t, RelayState.CLOSED)
+        return self._finish_tick()
+
+    # -- status for the socket and the dashboard ---------------------------------------------
+
+    def status(self, t: float) -> dict[str, Any]:
+        speed = self.speed_kmh(t)
+        mean = self.mean_kmh(t)
+        schedule = self.cap(t)
+        totals = self.session.totals
+        status: dict[str, Any] = {
+            "machine_id": self.config.machine.id,
+            "machine_name": self.config.machine.name,
+            "speed_kmh": None if speed is None else round(speed, 2),
+            "mean_kmh": None if mean is None else round(mean, 2),
+            "mode": self.session.mode.value,
+            "state": self.session.state.value,
+            "cap_kmh": schedule.cap_kmh if schedule else None,
+            "next_cap_kmh": schedule.next_cap_kmh if schedule else None,
+            "next_cap_in_s": round(schedule.next_cap_in_s, 1)
+            if schedule and schedule.next_cap_in_s is not None
+            else None,
+            "level": self.level,
+            "sensor": self._sensor_status(t),
+            "enforcement": self.config.enforce.action,
+            "relay": self._relay.value,
+            "message": self.message,
+            "elapsed_s": None,
+            "distance_m": None,
+            "backward_s": None,
+            "forward_s": None,
+        }
+        if totals is not None:
+            status.update(
+                elapsed_s=round(totals.active_s, 1),
+                distance_m=round(totals.distance_m, 1),
+                backward_s=round(totals.backward_s, 1),
+                forward_s=round(totals.forward_s, 1),
+            )
+        return status
+
+    def _sensor_status(self, t: float) -> dict[str, Any]:
+        if self.uses_pulses:
+            return {"kind": "hall", "ok": True}
+        stale = self.readings.is_stale(t)
+        return {"kind": "serial", "ok": not stale, "detail": "no reading" if stale else ""}
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def _auto_attempt(self, t: float, action: str) -> None:
+        """The belt asks to start or resume at every tick while it runs; a refusal is said
+        (event, beeps) once per run of the belt, then retried quietly until the walker slows
+        the belt to the start cap."""
+        if self._auto_refused and self._start_refusal(t) is not None:
+            return
+        self._auto_refused = not self._attempt(t, action, reason="belt running")
+
+    def _attempt(self, t: float, action: str, *, reason: str) -> bool:
+        """Start or resume if the belt allows it, pause otherwise. Returns False on refusal."""
+        if action in ("start", "resume"):
+            refusal = self._start_refusal(t)
+            if refusal is not None:
+                self.message = refusal["reason"]
+                self._emit([Event(t, EventKind.START_REFUSED, refusal)])
+                self._beep(t, Tune.REFUSED)
+                return False
+        self.message = ""
+        transition = {
+            "start": self.session.start,
+            "pause": self.session.pause,
+            "resume": self.session.resume,
+        }[action]
+        self._emit(transition(t, reason=reason))
+        return True
+
+    def _start_refusal(self, t: float) -> dict[str, Any] | None:
+        """A backward session or segment may only begin with the belt slow: at or below the
+        start cap plus the tolerance the governor allows for foot-strike ripple."""
+        if self.session.mode is not Mode.BACKWARD:
+            return None
+        cfg = self.config.backward
+        limit = cfg.start_cap_kmh + cfg.tolerance_kmh
+        # The higher of the display and the 3 s mean: the mean still remembers the standstill
+        # a second after the belt jumped to 4 km/h, the display already knows.
+        readings = (self.speed_kmh(t), self.mean_kmh(t))
+        speed = None if None in readings else max(readings)
+        if speed is None:
+            return {
+                "speed_kmh": None,
+                "limit_kmh": limit,
+                "reason": "The belt speed is unknown; check the speed sensor before walking "
+                "backward.",
+            }
+        if speed > limit:
+            return {
+                "speed_kmh": round(speed, 2),
+                "limit_kmh": limit,
+                "reason": f"The belt runs at {speed:.1f} km/h; slow it to {cfg.start_cap_kmh:.1f} "
+                "km/h or less to start walking backward.",
+            }
+        return None
+
+    def _set_mode(self, t: float, mode: Mode, *, reason: str) -> None:
+        self._emit(self.session.set_mode(t, mode, reason=reason))
+        self._show_mode(t)
+
+    def _show_mode(self, t: float) -> None:
+        pattern = LedPattern.SLOW_BLINK if self.session.mode is Mode.BACKWARD else LedPattern.STEADY
+        self._set_led(t, pattern)
+
+    # -- outputs ----------------------------------------------------------------------------
+
+    def _emit(self, events: list[Event]) -> None:
+        """Record events and sound the tune that goes with each session event."""
+        for event in events:
+            self._pending.events.append(event)
+            if event.kind in EVENT_TUNES:
+                self._beep(event.t, EVENT_TUNES[event.kind])
+
+    def _set_led(self, t: float, pattern: LedPattern) -> None:
+        if pattern is not self._led:
+            self._led = pattern
+            self._pending.outputs.append(OutputChange(t, "led", pattern.value))
+
+    def _set_relay(self, t: float, state: RelayState) -> None:
+        if state is not self._relay:
+            self._relay = state
+            self._pending.outputs.append(OutputChange(t, "relay", state.value))
+
+    def _beep(self, t: float, tune: Tune) -> None:
+        self._pending.outputs.append(OutputChange(t, "buzzer", tune.value))

@@ -1,0 +1,427 @@
+"""The Controller with the shipped config: a simulated belt's pulses, the walker's presses and
+the dashboard's commands in, events, LED and buzzer patterns and 1 Hz samples out."""
+
+from __future__ import annotations
+
+import pytest
+
+from device.config import Config, config_from_mapping, merge_overrides
+from device.controller import CommandRefused, Controller, TickResult
+from device.events import EventKind
+from device.modes import Mode, SessionState
+from device.scenario import SimulatedBelt
+from device.signals import TUNES, LedPattern, RelayState, Tune
+
+TICK_S = 0.1
+
+
+class Treadmill:
+    """A belt making pulses and the device ticking at 10 Hz, in virtual time from 0. What the
+    ticks return is collected for the test to read."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+        self.device = Controller(self.config, t=0.0)
+        self.belt = SimulatedBelt(self.config.sensor.meters_per_pulse)
+        self.now = 0.0
+        self.results: list[TickResult] = []
+        self._ticks = 0
+        self._release_at: float | None = None
+        self._tick()
+
+    def _tick(self) -> None:
+        t = round(self._ticks * TICK_S, 6)
+        for pulse_t in self.belt.advance(t):
+            self.device.pulse(pulse_t)
+        if self._release_at is not None and self._release_at <= t + 1e-9:
+            self.device.start_up(self._release_at)
+            self._release_at = None
+        self.results.append(self.device.tick(t))
+        self.now = t
+        self._ticks += 1
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while round(self._ticks * TICK_S, 6) <= end + 1e-9:
+            self._tick()
+
+    def belt_kmh(self, kmh: float) -> None:
+        self.belt.set_speed(kmh)
+
+    def press_start(self, *, hold: float = 0.2) -> None:
+        """Finger down now; up `hold` seconds later, which run() reaches."""
+        self.device.start_down(self.now)
+        self._release_at = self.now + hold
+        self.run(hold)
+
+    def press_direction(self) -> None:
+        self.device.direction_pressed(self.now)
+        self.run(TICK_S)
+
+    def events(self, kind: EventKind | None = None) -> list:
+        found = [e for r in self.results for e in r.events]
+        return [e for e in found if kind is None or e.kind is kind]
+
+    def outputs(self, name: str) -> list[str]:
+        return [o.state for r in self.results for o in r.outputs if o.name == name]
+
+    def samples(self) -> list:
+        return [r.sample for r in self.results if r.sample is not None]
+
+    @property
+    def state(self) -> SessionState:
+        return self.device.session.state
+
+
+def walking(kmh: float, *, config: Config | None = None, seconds: float = 5.0) -> Treadmill:
+    """A treadmill whose belt has run at `kmh` for `seconds`, no session yet."""
+    mill = Treadmill(config)
+    mill.belt_kmh(kmh)
+    mill.run(seconds)
+    return mill
+
+
+# ---- the backward start gate ------------------------------------------------------------
+
+
+def test_backward_start_at_walking_pace_goes_ahead():
+    mill = walking(1.0)
+    mill.press_start()
+    assert mill.state is SessionState.RUNNING
+    assert mill.device.session.mode is Mode.BACKWARD
+    started = mill.events(EventKind.SESSION_STARTED)
+    assert [e.details for e in started] == [{"mode": "backward", "reason": "button"}]
+    assert mill.events(EventKind.START_REFUSED) == []
+    assert mill.outputs("buzzer") == ["start"]
+    assert mill.device.message == ""
+
+
+def test_backward_start_refused_while_belt_runs_fast():
+    mill = walking(4.0)
+    mill.press_start()
+    mill.run(2)
+    assert mill.state is SessionState.IDLE
+    assert mill.events(EventKind.SESSION_STARTED) == []
+    (refused,) = mill.events(EventKind.START_REFUSED)
+    assert refused.details["speed_kmh"] == pytest.approx(4.0, abs=0.1)
+    assert refused.details["limit_kmh"] == pytest.approx(2.3)
+    assert mill.outputs("buzzer") == ["refused"]
+    message = mill.device.status(mill.now)["message"]
+    assert "4.0 km/h" in message and "2.0 km/h" in message and "backward" in message
+
+
+def test_forward_start_at_four_kmh_goes_ahead():
+    mill = walking(4.0)
+    mill.press_direction()
+    mill.press_start()
+    assert mill.state is SessionState.RUNNING
+    assert mill.events(EventKind.START_REFUSED) == []
+    assert mill.device.status(mill.now)["cap_kmh"] is None
+
+
+@pytest.mark.parametrize(("kmh", "allowed"), [(2.2, True), (2.5, False)])
+def test_start_gate_allows_the_start_cap_plus_tolerance(kmh, allowed):
+    mill = walking(kmh)
+    mill.press_start()
+    assert (mill.state is SessionState.RUNNING) is allowed
+
+
+def test_backward_start_refused_just_after_the_belt_speeds_up():
+    # The walker sets 4 km/h and presses START a second later: the belt already runs at
+    # 4 km/h, even though the last 3 s still include it standing still.
+    mill = walking(0.0)
+    mill.belt_kmh(4.0)
+    mill.run(1.0)
+    mill.press_start()
+    assert mill.state is SessionState.IDLE
+    assert len(mill.events(EventKind.START_REFUSED)) == 1
+
+
+def test_turning_backward_mid_session_at_speed_starts_the_segment_at_the_start_cap():
+    # The walker turns round with the belt at 4 km/h: the session goes on (stopping it would
+    # be abrupt), the new backward segment's cap is the start cap, so the walker is over it
+    # at once and the over-cap warning takes over.
+    mill = walking(4.0)
+    mill.press_direction()  # forward
+    mill.press_start()
+    mill.run(30)
+    mill.press_direction()  # backward, at speed
+    mill.run(1)
+    assert mill.state is SessionState.RUNNING
+    status = mill.device.status(mill.now)
+    assert status["mode"] == "backward"
+    assert status["cap_kmh"] == 2.0
+    assert status["mean_kmh"] > status["cap_kmh"] + 0.3
+
+
+def test_backward_resume_refused_while_belt_runs_fast():
+    mill = walking(1.0)
+    mill.press_start()
+    mill.run(10)
+    mill.press_start()  # pause
+    mill.belt_kmh(4.0)
+    mill.run(5)
+    mill.press_start()  # resume? not at 4 km/h
+    assert mill.state is SessionState.PAUSED
+    assert len(mill.events(EventKind.START_REFUSED)) == 1
+    mill.belt_kmh(1.5)
+    mill.run(5)
+    mill.press_start()
+    assert mill.state is SessionState.RUNNING
+
+
+def test_belt_restarted_fast_after_a_stop_does_not_resume_backward():
+    mill = walking(1.0)
+    mill.press_start()
+    mill.run(10)
+    mill.belt_kmh(0.0)
+    mill.run(10)
+    assert mill.state is SessionState.PAUSED
+    mill.belt_kmh(4.0)  # back on the belt, but far too fast to walk backward
+    mill.run(10)
+    assert mill.state is SessionState.PAUSED
+    assert mill.events(EventKind.SESSION_RESUMED) == []
+
+
+def test_a_refused_auto_start_is_said_once_not_at_every_tick():
+    config = merge_overrides(Config(), {"session": {"auto_start": True}})
+    mill = walking(4.0, config=config, seconds=20)
+    assert mill.state is SessionState.IDLE
+    assert 1 <= len(mill.events(EventKind.START_REFUSED)) <= 2
+    assert mill.outputs("buzzer").count("refused") <= 2
+
+
+def test_auto_start_at_walking_pace_when_configured():
+    config = merge_overrides(Config(), {"session": {"auto_start": True}})
+    mill = walking(1.0, config=config, seconds=8)
+    assert mill.state is SessionState.RUNNING
+    (started,) = mill.events(EventKind.SESSION_STARTED)
+    assert started.details["reason"] == "belt running"
+
+
+# ---- the START button through the controller ---------------------------------------------
+
+
+def test_long_press_ends_the_session_at_two_seconds_while_still_held():
+    mill = walking(1.0)
+    mill.press_start()
+    mill.run(30)
+    down = mill.now
+    mill.press_start(hold=3.0)
+    (ended,) = mill.events(EventKind.SESSION_ENDED)
+    assert ended.t == pytest.approx(down + 2.0)
+    assert ended.details["reason"] == "button"
+    # 30 s walking, then 2 s more with a finger on the button
+    assert ended.details["backward_s"] == pytest.approx(32, abs=0.5)
+    assert mill.state is SessionState.IDLE  # letting go afterwards starts nothing
+    assert mill.outputs("buzzer") == ["start", "end"]
+
+
+# ---- the LED and the buzzer ----------------------------------------------------------------
+
+
+def test_led_shows_the_mode_slow_blink_backward_steady_forward():
+    mill = Treadmill()
+    assert mill.outputs("led") == ["slow_blink"]
+    mill.press_direction()
+    assert mill.outputs("led") == ["slow_blink", "steady"]
+    mill.press_direction()
+    assert mill.outputs("led") == ["slow_blink", "steady", "slow_blink"]
+    assert mill.outputs("buzzer") == ["mode", "mode"]
+
+
+def test_buzzer_plays_a_distinct_tune_for_start_pause_and_end():
+    mill = walking(1.0)
+    mill.press_start()
+    mill.run(5)
+    mill.press_start()
+    mill.run(5)
+    mill.press_start()
+    mill.run(5)
+    mill.press_start(hold=2.5)
+    assert mill.outputs("buzzer") == ["start", "pause", "resume", "end"]
+    heard = [TUNES[Tune(name)] for name in ("start", "pause", "end", "refused")]
+    assert len(set(heard)) == len(heard)
+
+
+# ---- shutdown ------------------------------------------------------------------------------
+
+
+def test_shutdown_ends_an_open_session_and_leaves_outputs_safe():
+    mill = walking(1.0)
+    mill.press_start()
+    mill.run(20)
+    result = mill.device.shutdown(mill.now)
+    (ended,) = [e for e in result.events if e.kind is EventKind.SESSION_ENDED]
+    assert ended.details["reason"] == "shutdown"
+    assert result.totals is not None and result.totals.ended_at == mill.now
+    assert [o.state for o in result.outputs if o.name == "led"] == ["off"]
+    assert [o.state for o in result.outputs if o.name == "buzzer"] == ["end"]
+    status = mill.device.status(mill.now)
+    assert status["relay"] == RelayState.CLOSED.value
+    assert status["state"] == "idle"
+
+
+def test_shutdown_while_idle_only_turns_the_led_off():
+    mill = Treadmill()
+    assert mill.device.status(mill.now)["distance_m"] is None  # no session, no totals
+    result = mill.device.shutdown(mill.now)
+    assert result.events == []
+    assert [(o.name, o.state) for o in result.outputs] == [("led", LedPattern.OFF.value)]
+
+
+# ---- commands from the dashboard -----------------------------------------------------------
+
+
+def test_commands_start_pause_resume_and_end_a_session():
+    mill = walking(1.0)
+    for cmd in ("start", "pause", "resume", "end"):
+        mill.device.command(mill.now, cmd)
+        mill.run(5)
+    assert [(e.kind.value, e.details["reason"]) for e in mill.events()] == [
+        ("session_started", "command"),
+        ("session_paused", "command"),
+        ("session_resumed", "command"),
+        ("session_ended", "command"),
+    ]
+    assert mill.state is SessionState.IDLE
+
+
+def test_mode_command_faces_the_walker_the_asked_way():
+    mill = Treadmill()
+    mill.device.command(mill.now, "mode", Mode.FORWARD)
+    mill.run(1)
+    (changed,) = mill.events(EventKind.MODE_CHANGED)
+    assert changed.details == {"mode": "forward", "from": "backward", "reason": "command"}
+    assert mill.outputs("led")[-1] == "steady"
+
+
+@pytest.mark.parametrize(
+    ("cmd", "sentence"),
+    [
+        ("end", "There is no session to end."),
+        ("pause", "Cannot pause while the session is idle."),
+        ("resume", "Cannot resume while the session is idle."),
+        ("mode", 'The "mode" command needs "mode": "forward" or "backward".'),
+        ("jump", "Unknown command 'jump'."),
+    ],
+)
+def test_commands_that_make_no_sense_now_are_refused_with_a_sentence(cmd, sentence):
+    mill = Treadmill()
+    with pytest.raises(CommandRefused) as refused:
+        mill.device.command(mill.now, cmd)
+    assert str(refused.value) == sentence
+    assert mill.state is SessionState.IDLE
+
+
+def test_start_command_while_running_is_refused():
+    mill = walking(1.0)
+    mill.device.command(mill.now, "start")
+    with pytest.raises(CommandRefused, match=r"^Cannot start while the session is running\.$"):
+        mill.device.command(mill.now + 1, "start")
+
+
+def test_start_command_refused_at_speed_says_why():
+    mill = walking(4.0)
+    with pytest.raises(CommandRefused) as refused:
+        mill.device.command(mill.now, "start")
+    assert "4.0 km/h" in str(refused.value)
+    assert str(refused.value).endswith(".")
+    mill.run(1)
+    assert len(mill.events(EventKind.START_REFUSED)) == 1
+    assert mill.state is SessionState.IDLE
+
+
+# ---- samples and status --------------------------------------------------------------------
+
+
+def test_samples_come_once_a_second_on_the_second():
+    mill = walking(1.0, seconds=10)
+    assert [s.t for s in mill.samples()] == [float(n) for n in range(11)]
+
+
+def test_samples_stay_once_a_second_when_ticks_jitter():
+    device = Controller(Config(), t=0.0)
+    ticks = [n * TICK_S + (0.03 if n % 3 else -0.02) for n in range(1, 100)]
+    times = [r.sample.t for r in map(device.tick, ticks) if r.sample is not None]
+    # one sample per second, taken by the first tick at or after the whole second
+    assert times == [min(t for t in ticks if t >= second) for second in range(10)]
+
+
+def test_a_stalled_tick_loop_skips_the_missed_samples_and_keeps_the_grid():
+    device = Controller(Config(), t=0.0)
+    results = [device.tick(t) for t in (0.0, 0.5, 1.0, 4.5, 4.6, 5.0, 5.5, 6.0)]
+    assert [r.sample.t for r in results if r.sample is not None] == [0.0, 1.0, 4.5, 5.0, 6.0]
+
+
+def test_status_tells_the_dashboard_speed_mode_state_cap_and_countdown():
+    mill = walking(1.0)
+    mill.press_start()
+    mill.run(20)
+    status = mill.device.status(mill.now)
+    assert status["speed_kmh"] == pytest.approx(1.0, abs=0.05)
+    assert status["mode"] == "backward"
+    assert status["state"] == "running"
+    assert status["cap_kmh"] == 2.0
+    assert status["next_cap_kmh"] == 2.1
+    assert status["next_cap_in_s"] == pytest.approx(100, abs=0.5)
+    assert status["sensor"] == {"kind": "hall", "ok": True}
+    assert status["backward_s"] == pytest.approx(20, abs=0.5)
+    assert status["distance_m"] == pytest.approx(20 / 3.6, rel=0.05)
+
+
+# ---- a serial speed source -----------------------------------------------------------------
+
+SERIAL = {"sensor": {"kind": "serial", "url": "loop://"}}
+
+
+def test_serial_readings_give_the_speed_until_they_go_stale():
+    device = Controller(config_from_mapping(SERIAL), t=0.0)
+    for n in range(10):
+        device.speed_reading(n * 0.5, 1.2)
+    device.tick(4.6)
+    assert device.speed_kmh(4.6) == 1.2
+    assert device.status(4.6)["sensor"]["ok"] is True
+    late = device.tick(7.0)  # the last reading was at 4.5 s: 2.5 s ago, stale after 2 s
+    assert late.sample is not None and late.sample.speed_kmh is None
+    status = device.status(7.0)
+    assert status["speed_kmh"] is None
+    assert status["sensor"]["ok"] is False
+
+
+def test_backward_start_refused_while_the_speed_is_unknown():
+    device = Controller(config_from_mapping(SERIAL), t=0.0)
+    with pytest.raises(CommandRefused, match="unknown"):
+        device.command(1.0, "start")
+    assert device.tick(1.0).events[0].kind is EventKind.START_REFUSED
+
+
+def test_a_stale_serial_reading_never_pauses_the_session():
+    device = Controller(config_from_mapping(SERIAL), t=0.0)
+    device.speed_reading(0.0, 1.0)
+    device.command(0.5, "start")
+    events = [e for n in range(1, 600) for e in device.tick(n * TICK_S).events]
+    assert [e.kind for e in events] == [EventKind.SESSION_STARTED]
+    assert device.session.state is SessionState.RUNNING
+
+
+# ---- a new config from the settings page ---------------------------------------------------
+
+
+def test_reconfigure_with_a_lower_start_cap_takes_effect_at_once():
+    mill = walking(2.0)
+    lower = merge_overrides(Config(), {"backward": {"start_cap_kmh": 1.5}})
+    note = mill.device.reconfigure(mill.now, lower)
+    assert note == ""
+    assert mill.device.status(mill.now)["cap_kmh"] == 1.5
+    mill.press_start()  # 2.0 km/h was fine; now the limit is 1.5 + 0.3
+    assert mill.state is SessionState.IDLE
+    (refused,) = mill.events(EventKind.START_REFUSED)
+    assert refused.details["limit_kmh"] == pytest.approx(1.8)
+    assert len(mill.events(EventKind.CONFIG_RELOADED)) == 1
+
+
+def test_reconfigure_says_when_wiring_needs_a_restart():
+    device = Controller(Config(), t=0.0)
+    moved = merge_overrides(Config(), {"buttons": {"start_pin": 12}})
+    assert "restart" in device.reconfigure(1.0, moved)
