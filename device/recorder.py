@@ -1,0 +1,111 @@
+"""The Recorder: writes what each tick decided into the store and the journal.
+
+The controller works in monotonic seconds; the store keeps wall-clock (epoch) times so the
+history reads in real dates. The daemon maps its monotonic clock onto the wall clock at
+start-up; the simulator maps scenario second 0 onto the moment it began.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from device.config import Config
+from device.controller import TickResult
+from device.events import EventKind
+from device.session import SessionTotals
+from device.store import Sample as StoredSample
+from device.store import Store
+
+log = logging.getLogger("retrotread.session")
+
+
+class Recorder:
+    def __init__(self, store: Store, config: Config, *, wall0: float, mono0: float):
+        self.store = store
+        self.config = config
+        self.wall0 = wall0
+        self.mono0 = mono0
+        self.session_id: int | None = None
+        self.session_ids: list[int] = []
+        self.profile = "guest"
+
+    def wall(self, t: float) -> float:
+        return self.wall0 + (t - self.mono0)
+
+    def record(self, result: TickResult) -> None:
+        for event in result.events:
+            log.info("%s", event.describe())
+            at = self.wall(event.t)
+            if event.kind is EventKind.SESSION_STARTED:
+                self.session_id = self.store.open_session(
+                    at,
+                    mode=event.details["mode"],
+                    machine_id=self.config.machine.id,
+                    profile=self.profile,
+                )
+                self.session_ids.append(self.session_id)
+            elif event.kind is EventKind.MODE_CHANGED and self.session_id is not None:
+                self.store.start_segment(self.session_id, at, event.details["mode"])
+            self.store.add_event(
+                at,
+                event.kind.value,
+                event.details,
+                session_id=self.session_id,
+            )
+            if event.kind is EventKind.SESSION_ENDED and self.session_id is not None:
+                self.store.end_session(
+                    self.session_id, at, event.details["reason"], **_totals(result.totals)
+                )
+                self.session_id = None
+        if result.sample is not None and self.session_id is not None:
+            sample = result.sample
+            self.store.add_sample(
+                StoredSample(
+                    session_id=self.session_id,
+                    t=self.wall(sample.t),
+                    speed_kmh=sample.speed_kmh,
+                    mode=sample.mode.value,
+                    state=sample.state.value,
+                    cap_kmh=sample.cap_kmh,
+                )
+            )
+        if self.session_id is not None and result.totals is not None:
+            self.store.update_totals(self.session_id, **_totals(result.totals))
+        if result.sample is not None:
+            self.store.maybe_flush(self.wall(result.sample.t))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def session_report(self) -> list[dict[str, Any]]:
+        """The sessions this recorder opened, with times in the controller's seconds."""
+        rows = []
+        for session_id in self.session_ids:
+            row = self.store.session(session_id)
+            rows.append(
+                {
+                    "id": row.id,
+                    "started": round(row.started_at - self.wall0 + self.mono0, 3),
+                    "ended": None
+                    if row.ended_at is None
+                    else round(row.ended_at - self.wall0 + self.mono0, 3),
+                    "end_reason": row.end_reason,
+                    "distance_m": round(row.distance_m, 1),
+                    "backward_s": round(row.backward_s, 1),
+                    "forward_s": round(row.forward_s, 1),
+                }
+            )
+        return rows
+
+
+def _totals(totals: SessionTotals | None) -> dict[str, float]:
+    if totals is None:
+        return {}
+    return {
+        "distance_m": totals.distance_m,
+        "backward_s": totals.backward_s,
+        "forward_s": totals.forward_s,
+        "backward_distance_m": totals.backward_distance_m,
+        "top_speed_kmh": totals.top_speed_kmh,
+    }
