@@ -48,7 +48,7 @@ from device.ipc_protocol import (
     parse_request,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("retrotread.ipc")
 
 _FAILED = "see the device's journal (journalctl -u retrotread-device) for details."
 

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 else:  # pragma: no cover - depends on the machine
     SETUP_ERRORS = (GPIOZeroError, OSError, _LgpioError)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("retrotread.pins")
 
 
 class PinError(Exception):

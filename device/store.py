@@ -73,6 +73,12 @@ class Store(History):
             try:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
+                if blocker is not None and not blocker.is_dir():
+                    raise StoreError(
+                        f"Cannot put the history database at {self.path}: {blocker} is a file, "
+                        f"not a directory; move that file, {ELSEWHERE}."
+                    ) from None
                 raise StoreError(
                     f"Cannot create the directory {parent} for the history database "
                     f"({exc.strerror}); make it writable for the user running retrotread, "

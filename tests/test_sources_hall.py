@@ -143,7 +143,7 @@ def test_edge_ticks_from_a_foreign_clock_fall_back_to_callback_time(monkeypatch,
 
     assert pulses == [pytest.approx(100.0), pytest.approx(101.0)]
     warnings = [
-        r for r in caplog.records if r.name == "device.sources.hall" and r.levelname == "WARNING"
+        r for r in caplog.records if r.name == "retrotread.hall" and r.levelname == "WARNING"
     ]
     assert len(warnings) == 1
     assert "pin 17" in warnings[0].getMessage()

@@ -111,7 +111,7 @@ def serial_warnings(caplog) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "device.sources.serial_line" and r.levelno == logging.WARNING
+        if r.name == "retrotread.serial" and r.levelno == logging.WARNING
     ]
 
 
@@ -198,7 +198,7 @@ def test_speed_becomes_unknown_once_the_bridge_is_silent_for_stale_s(readings):
 
 
 def test_unplugged_cable_is_reopened_and_readings_resume(cable, readings, caplog):
-    caplog.set_level(logging.DEBUG, logger="device.sources.serial_line")
+    caplog.set_level(logging.DEBUG, logger="retrotread.serial")
     opener = CountingOpener()
     cable.plug()
     source = SerialSpeedSource(str(cable.path), on_speed=readings, serial_for_url=opener, **QUICK)

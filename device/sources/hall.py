@@ -25,7 +25,7 @@ from gpiozero import GPIODevice
 from device.pins import SETUP_ERRORS, PinError, default_pin_factory, explain_pin_error
 from device.sources import SourceError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("retrotread.hall")
 
 # An edge older than this when its callback runs means the factory's tick clock is not ours
 # (kernels before 5.7 stamp GPIO events with CLOCK_REALTIME): fall back to callback time.

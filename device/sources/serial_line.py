@@ -24,7 +24,7 @@ import serial
 
 from device.sources import SourceError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("retrotread.serial")
 
 # km/h per unit of the number the bridge sends
 UNIT_FACTORS = {"km/h": 1.0, "mph": 1.609344, "m/s": 3.6}

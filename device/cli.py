@@ -1,0 +1,81 @@
+"""The `retrotread` command line: one program, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+DESCRIPTION = "A treadmill companion that keeps backward walking slow and safe."
+
+
+def _setup_logging(verbose: bool) -> None:
+    # Under systemd the journal adds its own timestamps; on a terminal we add ours.
+    journal = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not journal:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format=fmt, datefmt="%H:%M:%S"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retrotread", description=DESCRIPTION)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    device = commands.add_parser("device", help="run the treadmill daemon (systemd runs this)")
+    device.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
+    device.add_argument("--socket", help="Unix socket path for the dashboard and commands")
+    device.add_argument("--db", help="SQLite history file (overrides [storage] db)")
+
+    check = commands.add_parser("check-config", help="validate a config file and print it")
+    check.add_argument("path", nargs="?", help="config file (default /etc/retrotread/config.toml)")
+
+    simulate = commands.add_parser("simulate", help="run a scenario in virtual time")
+    simulate.add_argument("scenario", help="scenario TOML file ([config] and [[step]] tables)")
+    simulate.add_argument("--db", help="keep the simulated history in this SQLite file")
+
+    demo = commands.add_parser("demo", help="a simulated treadmill and walker, no hardware")
+    demo.add_argument("--port", type=int, default=8080, help="dashboard port (default 8080)")
+    demo.add_argument("--db", help="SQLite history file (default: a demo file in your state dir)")
+    demo.add_argument("--socket", help="Unix socket path (default: in a temporary directory)")
+    demo.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    if args.command == "check-config":
+        from device.config import check_config_main
+
+        return check_config_main(args.path)
+    if args.command == "simulate":
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+        from device.simulate import simulate_main
+
+        return simulate_main(args.scenario, db=args.db)
+    if args.command == "device":
+        from device.daemon import run_device
+        from device.ipc_protocol import default_socket_path
+
+        return run_device(
+            args.config, socket_path=args.socket or default_socket_path(), db_path=args.db
+        )
+    if args.command == "demo":
+        from device.demo import run_demo
+
+        return run_demo(
+            port=args.port,
+            db_path=args.db,
+            socket_path=args.socket,
+            duration_s=args.duration,
+        )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

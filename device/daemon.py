@@ -1,0 +1,259 @@
+"""`retrotread device`: the realtime daemon.
+
+It alone owns the pins, the serial port, the safety rules and the writes to the database.
+Adapters (sensor, buttons, socket) run on their own threads and only put timestamped inputs
+on one queue; the tick loop, on the main thread, applies them in order, ticks the Controller
+at 10 Hz, plays the outputs and records the result. So the core never sees two threads, and
+nothing the web does can delay a safety decision by more than one tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+import sdnotify
+
+from device.buttons import ButtonPanel
+from device.config import Config, ConfigError, load_config
+from device.controller import CommandRefused, Controller, TickResult
+from device.ipc import DeviceSocket
+from device.ipc_protocol import Command, IpcError, Request
+from device.outputs import Outputs
+from device.pins import PinError
+from device.recorder import Recorder
+from device.sources import HallSensor, SerialSpeedSource, SourceError
+from device.store import Store, StoreError
+
+# What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
+STARTUP_ERRORS = (ConfigError, IpcError, PinError, SourceError, StoreError)
+
+log = logging.getLogger("retrotread.device")
+
+TICK_S = 0.1
+WATCHDOG_EVERY_S = 1.0
+# shorter than the socket client's 2 s, so the client hears this answer rather than a timeout
+COMMAND_TIMEOUT_S = 1.5
+
+
+@dataclass(frozen=True)
+class Input:
+    """Something that happened outside the tick thread, with the time it happened."""
+
+    kind: str  # "pulse" | "speed" | "press" | "release" | "command"
+    t: float
+    value: Any = None
+    reply: Future | None = None
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        socket_path: str,
+        db_path: str,
+        config_path: str | None = None,
+        pin_factory=None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.config_path = config_path
+        self.socket_path = socket_path
+        self.db_path = db_path
+        self.pin_factory = pin_factory
+        self.clock = clock
+        self.inputs: queue.SimpleQueue[Input] = queue.SimpleQueue()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()  # set once the socket answers (the demo waits on it)
+        self._status: dict[str, Any] = {}
+        self._notifier = sdnotify.SystemdNotifier()
+        self.controller: Controller | None = None
+
+    # -- called from other threads ----------------------------------------------------------
+
+    def stop(self, *_args: Any) -> None:
+        self.stopping.set()
+
+    def status(self) -> dict[str, Any]:
+        return self._status
+
+    def handle(self, request: Request) -> dict[str, Any]:
+        """A socket command (status and subscribe never get here: the socket answers them
+        from status()): run it on the tick thread and wait for its reply."""
+        reply: Future = Future()
+        self.inputs.put(Input("command", self.clock(), request, reply))
+        try:
+            return reply.result(timeout=COMMAND_TIMEOUT_S)
+        except FutureTimeout:
+            return {"ok": False, "error": "The device did not answer in time; try again."}
+
+    # -- the main thread ----------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        """Run until stop(). Every output is in its safe state before this returns."""
+        now = self.clock()
+        controller = self.controller = Controller(self.config, t=now)
+        self._status = controller.status(now)
+        with contextlib.ExitStack() as opened:
+            # The socket first: it is the lock that keeps a second daemon away from the first
+            # one's pins and from closing its open session as "interrupted".
+            socket = DeviceSocket(self.socket_path, handle=self.handle, status=self.status)
+            socket.start()
+            opened.callback(socket.close)
+            recorder = Recorder(Store(self.db_path), self.config, wall0=time.time(), mono0=now)
+            opened.callback(recorder.close)
+            for session_id in recorder.store.recover_interrupted():
+                log.warning(
+                    "session %s was left open by a crash or power cut: closed as interrupted",
+                    session_id,
+                )
+            outputs = Outputs(self.config.outputs, pin_factory=self.pin_factory)
+            opened.callback(outputs.close)
+            opened.callback(self._shut_down, controller, recorder, outputs)
+            opened.callback(self._open_sensor().close)
+            buttons = ButtonPanel(
+                start_pin=self.config.buttons.start_pin,
+                direction_pin=self.config.buttons.direction_pin,
+                on_press=lambda name, t: self.inputs.put(Input("press", t, name)),
+                on_release=lambda name, t: self.inputs.put(Input("release", t, name)),
+                pin_factory=self.pin_factory,
+                clock=self.clock,
+            )
+            opened.callback(buttons.close)
+            self._loop(controller, recorder, outputs)
+
+    def _shut_down(self, controller: Controller, recorder: Recorder, outputs: Outputs) -> None:
+        """The last tick: inputs still queued, then the session ended as shutdown and every
+        output put in its safe state, recorded before the store closes."""
+        t = self.clock()
+        self._notifier.notify("STOPPING=1")
+        self._drain(controller, t)
+        self._play(controller.shutdown(t), recorder, outputs)
+        log.info("stopped; outputs safe")
+
+    def _open_sensor(self):
+        sensor = self.config.sensor
+        if sensor.kind == "hall":
+            return HallSensor(
+                sensor.pin,
+                on_pulse=lambda t: self.inputs.put(Input("pulse", t)),
+                pin_factory=self.pin_factory,
+                clock=self.clock,
+            )
+        source = SerialSpeedSource(
+            sensor.url,
+            baud=sensor.baud,
+            pattern=sensor.pattern,
+            unit=sensor.unit,
+            stale_s=sensor.stale_s,
+            on_speed=lambda t, kmh: self.inputs.put(Input("speed", t, kmh)),
+            clock=self.clock,
+        )
+        source.start()
+        return source
+
+    def _loop(self, controller: Controller, recorder: Recorder, outputs: Outputs) -> None:
+        next_tick = self.clock()
+        next_watchdog = next_tick
+        self._status = controller.status(next_tick)
+        self.ready.set()
+        self._notifier.notify("READY=1")
+        log.info(
+            "ready: %s, %s sensor, socket %s",
+            self.config.machine.name,
+            self.config.sensor.kind,
+            self.socket_path,
+        )
+        while not self.stopping.is_set():
+            t = self.clock()
+            self._drain(controller, t)
+            self._play(controller.tick(t), recorder, outputs)
+            self._status = controller.status(t)
+            if t >= next_watchdog:
+                self._notifier.notify("WATCHDOG=1")
+                next_watchdog = t + WATCHDOG_EVERY_S
+            next_tick += TICK_S
+            if next_tick < t:  # fell behind (a slow SD card): skip, do not burst
+                next_tick = t + TICK_S
+            self.stopping.wait(max(0.0, next_tick - self.clock()))
+
+    def _drain(self, controller: Controller, now: float) -> None:
+        while True:
+            try:
+                item = self.inputs.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(controller, item, now)
+
+    def _apply(self, controller: Controller, item: Input, now: float) -> None:
+        if item.kind == "pulse":
+            controller.pulse(item.t)
+        elif item.kind == "speed":
+            controller.speed_reading(item.t, item.value)
+        elif item.kind == "press":
+            if item.value == "start":
+                controller.start_down(item.t)
+            else:
+                controller.direction_pressed(item.t)
+        elif item.kind == "release" and item.value == "start":
+            controller.start_up(item.t)
+        elif item.kind == "command":
+            assert item.reply is not None
+            item.reply.set_result(self._command(controller, item.value, now))
+            self._status = controller.status(now)  # a status read next shows what it did
+
+    def _command(self, controller: Controller, request: Request, t: float) -> dict[str, Any]:
+        try:
+            if request.cmd is Command.RELOAD:
+                self._reload(controller, t)
+            else:
+                controller.command(t, request.cmd.value, request.mode)
+        except (CommandRefused, ConfigError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, "status": controller.status(t)}
+
+    def _reload(self, controller: Controller, t: float) -> None:
+        config, _ = load_config(self.config_path)
+        note = controller.reconfigure(t, config)
+        log.info("config reloaded%s", f" ({note})" if note else "")
+
+    def _play(self, result: TickResult, recorder: Recorder, outputs: Outputs) -> None:
+        for change in result.outputs:
+            outputs.apply(change.name, change.state)
+        recorder.record(result)
+
+
+def run_device(config_path: str | None, *, socket_path: str, db_path: str | None) -> int:
+    """The `retrotread device` command. Returns the process exit code."""
+    try:
+        config, _ = load_config(config_path)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    daemon = Daemon(
+        config,
+        socket_path=str(socket_path),
+        db_path=db_path or config.storage.db,
+        config_path=config_path,
+    )
+    daemon.install_signal_handlers()
+    try:
+        daemon.run()
+    except STARTUP_ERRORS as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

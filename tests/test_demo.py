@@ -1,0 +1,97 @@
+"""`retrotread demo` as a newcomer runs it: the real daemon on mock pins with a simulated
+walker, watched through the socket like the dashboard watches it."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from device.ipc_client import DeviceClient, DeviceOffline
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parent.parent
+# The routine starts the belt at 2 s and presses START at 5 s; 8 s leaves room to see both.
+DURATION_S = 8.0
+
+
+def test_demo_walker_moves_the_belt_starts_a_session_and_the_demo_stops_cleanly(
+    socket_dir: Path, tmp_path: Path
+) -> None:
+    sock, db = socket_dir / "device.sock", tmp_path / "demo.db"
+    argv = [sys.executable, "-m", "device.cli", "demo", "--duration", str(DURATION_S)]
+    argv += ["--db", str(db), "--socket", str(sock)]
+    out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        demo = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err)
+    try:
+        seen = watch(DeviceClient(sock, timeout=2.0), demo, until=time.monotonic() + DURATION_S)
+        assert seen["top_speed_kmh"] > 0, seen
+        assert "running" in seen["states"], seen
+        assert demo.wait(timeout=DURATION_S + 5) == 0, err_path.read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(timeout=5)
+
+    printed = re.findall(r"(\d+\.\d+|--) km/h", out_path.read_text())
+    assert len(printed) >= DURATION_S - 3, out_path.read_text()
+    assert any(speed != "--" and float(speed) > 0 for speed in printed)
+    assert "Traceback" not in err_path.read_text()
+    assert not sock.exists()
+
+    history = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        ((session_id, mode, end_reason),) = history.execute(
+            "SELECT sessions.id, segments.mode, end_reason FROM sessions JOIN segments"
+            " ON segments.session_id = sessions.id"
+        ).fetchall()
+        (moving,) = history.execute(
+            "SELECT COUNT(*) FROM samples WHERE session_id = ? AND speed_kmh > 0", (session_id,)
+        ).fetchone()
+    finally:
+        history.close()
+    assert (mode, end_reason) == ("backward", "shutdown")
+    assert moving >= 1  # the walker's belt, sampled once a second, is in the history
+
+
+def watch(client: DeviceClient, demo: subprocess.Popen, *, until: float) -> dict:
+    """Follow the demo's status stream until the deadline or until the belt has moved and a
+    session has started; return the top speed and the states seen."""
+    seen: dict = {"top_speed_kmh": 0.0, "states": set()}
+    stream = None
+    while time.monotonic() < until and demo.poll() is None:
+        if stream is None:
+            try:
+                stream = client.subscribe()
+            except DeviceOffline:  # the daemon is still starting
+                time.sleep(0.05)
+                continue
+        status = next(stream)
+        seen["top_speed_kmh"] = max(seen["top_speed_kmh"], status["speed_kmh"] or 0.0)
+        seen["states"].add(status["state"])
+        if seen["top_speed_kmh"] > 0 and "running" in seen["states"]:
+            break
+    client.close()
+    return seen
+
+
+def test_demo_with_a_history_path_it_cannot_create_exits_with_one_sentence(
+    socket_dir: Path, tmp_path: Path
+) -> None:
+    regular_file = tmp_path / "file"
+    regular_file.write_text("not a directory")
+    argv = [sys.executable, "-m", "device.cli", "demo", "--db", str(regular_file / "demo.db")]
+    argv += ["--socket", str(socket_dir / "device.sock")]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=15)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    naming = [line for line in done.stderr.splitlines() if str(regular_file) in line]
+    assert len(naming) == 1, done.stderr
+    assert naming[0].rstrip().endswith("."), done.stderr
