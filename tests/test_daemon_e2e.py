@@ -42,7 +42,14 @@ class Device:
     """One run of `python -m device.cli device`, its output kept in files (a pipe nobody
     reads would stall the daemon's logging)."""
 
-    def __init__(self, workdir: Path, socket_path: Path, db_path: Path, config: Path | None):
+    def __init__(
+        self,
+        workdir: Path,
+        socket_path: Path,
+        db_path: Path,
+        config: Path | None,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.socket_path = socket_path
         self.db_path = db_path
         runs = len(list(workdir.glob("run-*.err")))
@@ -55,6 +62,7 @@ class Device:
         env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"}
         for systemd_var in ("NOTIFY_SOCKET", "RUNTIME_DIRECTORY", "JOURNAL_STREAM"):
             env.pop(systemd_var, None)
+        env.update(extra_env or {})
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=err)
         self.client = DeviceClient(socket_path, timeout=2.0)
@@ -86,13 +94,22 @@ def launch(socket_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Device]]:
     """Start devices on one socket and db path; every one still running is killed at the end."""
     started: list[Device] = []
 
-    def start(config: str | None = None, *, db_path: Path | None = None) -> Device:
+    def start(
+        config: str | None = None,
+        *,
+        db_path: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Device:
         config_path = None
         if config is not None:
             config_path = tmp_path / "config.toml"
             config_path.write_text(config)
         device = Device(
-            tmp_path, socket_dir / "device.sock", db_path or tmp_path / "history.db", config_path
+            tmp_path,
+            socket_dir / "device.sock",
+            db_path or tmp_path / "history.db",
+            config_path,
+            extra_env,
         )
         started.append(device)
         return device
@@ -338,3 +355,31 @@ def test_a_second_device_on_the_same_socket_refuses_and_leaves_the_session_open(
     assert len(errors) == 1, second.stderr
     assert "already running" in errors[0]
     assert_one_sentence(errors[0])
+
+
+def test_under_systemd_the_device_says_ready_pets_the_watchdog_and_says_stopping(
+    launch: Callable[..., Device], socket_dir: Path
+) -> None:
+    # systemd's side of sd_notify: a datagram socket named by NOTIFY_SOCKET
+    notify_path = socket_dir / "notify"
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    systemd.bind(str(notify_path))
+    systemd.settimeout(START_WITHIN_S)
+    heard: list[str] = []
+
+    def hear(message: str) -> None:
+        while message not in heard:
+            heard.extend(systemd.recv(4096).decode().split("\n"))
+
+    try:
+        running = launch(STEADY_CONFIG, extra_env={"NOTIFY_SOCKET": str(notify_path)})
+        hear("READY=1")
+        running.wait_ready()
+        hear("WATCHDOG=1")
+        heard.clear()
+        hear("WATCHDOG=1")  # and again: the tick loop keeps petting it
+        running.process.send_signal(signal.SIGTERM)
+        hear("STOPPING=1")
+        assert running.exit_code() == 0
+    finally:
+        systemd.close()
