@@ -15,10 +15,11 @@ from typing import Any
 from device.config import Config
 from device.events import Event, EventKind
 from device.governor import CapSchedule, Governor
+from device.guard import WARNING_LIGHT, Actions, Guard
 from device.modes import EndReason, Mode, SessionState
 from device.readings import ReadingSpeed
 from device.session import SessionMachine, SessionTotals
-from device.signals import LedPattern, RelayState, Tune
+from device.signals import LedPattern, Tune
 from device.speed import SpeedEstimator
 
 # Enforcement looks at the mean over this window, so a foot strike's dip and surge cancel out.
@@ -31,6 +32,18 @@ EVENT_TUNES = {
     EventKind.SESSION_RESUMED: Tune.RESUME,
     EventKind.SESSION_ENDED: Tune.END,
     EventKind.MODE_CHANGED: Tune.MODE,
+}
+
+
+# What the walker reads after each guard event ("" clears the last message).
+_SAYS = {
+    EventKind.ENFORCED_STOP: "Stopped: {speed_kmh} km/h is over the {cap_kmh} km/h cap. "
+    "Press START to walk on at the start cap.",
+    EventKind.NOT_ENFORCED: "Over the {cap_kmh} km/h cap: slow down. The cap is not enforced "
+    "on this machine.",
+    EventKind.OVERSPEED_CLEARED: "",
+    EventKind.SENSOR_LOST: "The belt speed is unknown: check the speed sensor.",
+    EventKind.SENSOR_RESTORED: "",
 }
 
 
@@ -68,6 +81,7 @@ class Controller:
         self.config = config
         self.level = level
         self.governor = Governor(config.backward)
+        self.guard = Guard(config)
         self.session = SessionMachine(config.session, hold_s=config.buttons.hold_s)
         self.uses_pulses = config.sensor.kind == "hall"
         self.estimator = SpeedEstimator(
@@ -78,7 +92,6 @@ class Controller:
         self._auto_refused = False
         self._pending = TickResult()
         self._led: LedPattern | None = None
-        self._relay = RelayState.CLOSED
         self._next_sample_t = t
         self._started_t = t
         self._show_mode(t)
@@ -97,6 +110,8 @@ class Controller:
         self.session.start_down(t)
 
     def start_up(self, t: float) -> None:
+        # START on the treadmill is what releases a latched safety stop
+        self._carry_out(t, self.guard.release_latch(t))
         action = self.session.start_up(t)
         if action == "end":
             self._emit(self.session.end(t, EndReason.BUTTON))
@@ -126,6 +141,10 @@ class Controller:
             raise CommandRefused(f"Unknown command {cmd!r}.")
         if state is not allowed[cmd]:
             raise CommandRefused(f"Cannot {cmd} while the session is {state.value}.")
+        if cmd == "resume" and self.guard.latched:
+            raise CommandRefused(
+                "The safety stop is latched: press START on the treadmill to release it."
+            )
         if not self._attempt(t, cmd, reason="command"):
             raise CommandRefused(self.message)
 
@@ -136,6 +155,7 @@ class Controller:
         old = self.config
         self.config = config
         self.governor = Governor(config.backward)
+        self.guard.reconfigure(config)
         self.session.config = config.session
         self.session.hold_s = config.buttons.hold_s
         if (old.sensor.meters_per_pulse, old.sensor.max_speed_kmh) != (
@@ -154,6 +174,12 @@ class Controller:
         note = "restart the device for pin and sensor wiring changes" if rewired else ""
         self._emit([Event(t, EventKind.CONFIG_RELOADED, {"note": note} if note else {})])
         return note
+
+    def next_deadline(self) -> float | None:
+        """When a tick must run even between the 10 Hz ticks: the end of a warning's grace
+        or of a relay pulse. The daemon wakes for it, so enforcement does not wait for the
+        next tick."""
+        return self.guard.next_deadline()
 
     # -- reading the belt -------------------------------------------------------------------
 
@@ -187,6 +213,17 @@ class Controller:
             self._auto_attempt(t, "start")
         elif self.session.wants_auto_resume(t):
             self._auto_attempt(t, "resume")
+        schedule = self.cap(t)
+        running = self.session.state is SessionState.RUNNING
+        self._carry_out(
+            t,
+            self.guard.step(
+                t,
+                cap_kmh=schedule.cap_kmh if schedule and running else None,
+                mean_kmh=self.mean_kmh(t),
+                in_session=self.session.in_session,
+            ),
+        )
         if t >= self._next_sample_t:
             schedule = self.cap(t)
             self._pending.sample = Sample(
@@ -211,8 +248,10 @@ class Controller:
         """End an open session (reason shutdown) and put every output in its safe state."""
         if self.session.in_session:
             self._emit(self.session.end(t, EndReason.SHUTDOWN))
+        actions = Actions()
+        self.guard.safe(actions)
+        self._carry_out(t, actions)
         self._set_led(t, LedPattern.OFF)
-        self._set_relay(t, RelayState.CLOSED)
         return self._finish_tick()
 
     # -- status for the socket and the dashboard ---------------------------------------------
@@ -236,8 +275,7 @@ class Controller:
             else None,
             "level": self.level,
             "sensor": self._sensor_status(t),
-            "enforcement": self.config.enforce.action,
-            "relay": self._relay.value,
+            **self.guard.status(),
             "message": self.message,
             "elapsed_s": None,
             "distance_m": None,
@@ -285,6 +323,8 @@ class Controller:
             "resume": self.session.resume,
         }[action]
         self._emit(transition(t, reason=reason))
+        if action == "resume" and self.guard.session_resumed():
+            self.session.restart_segment(t)  # after an enforced stop: the start cap again
         return True
 
     def _start_refusal(self, t: float) -> dict[str, Any] | None:
@@ -336,10 +376,22 @@ class Controller:
             self._led = pattern
             self._pending.outputs.append(OutputChange(t, "led", pattern.value))
 
-    def _set_relay(self, t: float, state: RelayState) -> None:
-        if state is not self._relay:
-            self._relay = state
-            self._pending.outputs.append(OutputChange(t, "relay", state.value))
+    def _carry_out(self, t: float, actions: Actions) -> None:
+        """Do what the guard decided: record its events, pause on an enforced stop, switch
+        the relay, the warning light and the warning beeps."""
+        self._pending.events += actions.events
+        if actions.pause:  # its own tune, "stopped", says more than the pause beeps
+            self._pending.events += self.session.pause(t, reason="enforced stop")
+        if actions.relay is not None:
+            self._pending.outputs.append(OutputChange(t, "relay", actions.relay.value))
+        if actions.warning_light is True:
+            self._set_led(t, WARNING_LIGHT)
+        elif actions.warning_light is False:
+            self._show_mode(t)
+        if actions.tune is not None:
+            self._beep(t, actions.tune)  # after the pause's own beeps: this one is heard
+        for event in actions.events:
+            self.message = _SAYS.get(event.kind, self.message).format(**event.details)
 
     def _beep(self, t: float, tune: Tune) -> None:
         self._pending.outputs.append(OutputChange(t, "buzzer", tune.value))

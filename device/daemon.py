@@ -189,7 +189,10 @@ class Daemon:
             next_tick += TICK_S
             if next_tick < t:  # fell behind (a slow SD card): skip, do not burst
                 next_tick = t + TICK_S
-            self.stopping.wait(max(0.0, next_tick - self.clock()))
+            # A grace running out between two ticks is acted on when it runs out.
+            deadline = controller.next_deadline()
+            wake = next_tick if deadline is None or deadline <= t else min(next_tick, deadline)
+            self.stopping.wait(max(0.0, wake - self.clock()))
 
     def _drain(self, controller: Controller, now: float) -> None:
         while True:

@@ -77,7 +77,10 @@ class Outputs:
             return
         beeps = TUNES[tune]
         self.buzzer.beep(
-            on_time=beeps.on_s, off_time=beeps.off_s or 0.01, n=beeps.count, background=True
+            on_time=beeps.on_s,
+            off_time=beeps.off_s or 0.01,
+            n=None if beeps.endless else beeps.count,
+            background=True,
         )
 
     def set_relay(self, state: RelayState) -> None:

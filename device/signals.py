@@ -31,15 +31,20 @@ LED_BLINKS: dict[LedPattern, Blink] = {
 
 @dataclass(frozen=True)
 class Beeps:
-    """`count` beeps of `on_s`, `off_s` apart."""
+    """`count` beeps of `on_s`, `off_s` apart; count 0 beeps on until another tune (or
+    silence) replaces it."""
 
     on_s: float
     off_s: float
     count: int
 
     @property
+    def endless(self) -> bool:
+        return self.count == 0
+
+    @property
     def duration_s(self) -> float:
-        return self.count * self.on_s + (self.count - 1) * self.off_s
+        return self.count * self.on_s + max(self.count - 1, 0) * self.off_s
 
 
 class Tune(StrEnum):
@@ -50,6 +55,11 @@ class Tune(StrEnum):
     END = "end"  # one long beep: saved
     MODE = "mode"  # a very short chirp on each DIRECTION press
     REFUSED = "refused"  # three short beeps: not at this speed
+    # Over the cap: beeping on and on, faster as the grace runs out, until the walker slows.
+    WARN_SLOW = "warn_slow"
+    WARN_FAST = "warn_fast"
+    WARN_URGENT = "warn_urgent"
+    STOPPED = "stopped"  # the cap was enforced: three long beeps
 
 
 TUNES: dict[Tune, Beeps] = {
@@ -59,7 +69,20 @@ TUNES: dict[Tune, Beeps] = {
     Tune.END: Beeps(0.8, 0.0, 1),
     Tune.MODE: Beeps(0.05, 0.0, 1),
     Tune.REFUSED: Beeps(0.1, 0.1, 3),
+    Tune.WARN_SLOW: Beeps(0.1, 0.9, 0),
+    Tune.WARN_FAST: Beeps(0.1, 0.4, 0),
+    Tune.WARN_URGENT: Beeps(0.1, 0.15, 0),
+    Tune.STOPPED: Beeps(0.6, 0.3, 3),
 }
+
+
+def warning_tune(seconds_left: float, grace_s: float) -> Tune:
+    """The warning beeps faster as the grace runs out: slow for its first half, fast until
+    its last fifth, then urgent."""
+    share = seconds_left / grace_s if grace_s > 0 else 0.0
+    if share > 0.5:
+        return Tune.WARN_SLOW
+    return Tune.WARN_FAST if share > 0.2 else Tune.WARN_URGENT
 
 
 class RelayState(StrEnum):

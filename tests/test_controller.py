@@ -396,13 +396,38 @@ def test_backward_start_refused_while_the_speed_is_unknown():
     assert device.tick(1.0).events[0].kind is EventKind.START_REFUSED
 
 
-def test_a_stale_serial_reading_never_pauses_the_session():
+def test_a_stale_serial_reading_is_said_but_never_pauses_a_forward_session():
+    device = Controller(config_from_mapping(SERIAL), t=0.0)
+    device.speed_reading(0.0, 1.0)
+    device.command(0.1, "mode", Mode.FORWARD)
+    device.command(0.5, "start")
+    events = [e for n in range(1, 600) for e in device.tick(n * TICK_S).events]
+    assert [e.kind for e in events] == [
+        EventKind.MODE_CHANGED,
+        EventKind.SESSION_STARTED,
+        EventKind.SENSOR_LOST,
+    ]
+    assert device.session.state is SessionState.RUNNING
+
+
+def test_a_stale_serial_reading_in_a_backward_session_is_enforced_after_the_grace():
+    # We cannot show that the speed is safe: warn, then stop, as if over the cap.
     device = Controller(config_from_mapping(SERIAL), t=0.0)
     device.speed_reading(0.0, 1.0)
     device.command(0.5, "start")
-    events = [e for n in range(1, 600) for e in device.tick(n * TICK_S).events]
-    assert [e.kind for e in events] == [EventKind.SESSION_STARTED]
-    assert device.session.state is SessionState.RUNNING
+    events = [e for n in range(1, 100) for e in device.tick(n * TICK_S).events]
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == [
+        EventKind.SESSION_STARTED,
+        EventKind.SENSOR_LOST,
+        EventKind.OVERSPEED_WARNING,
+    ]
+    lost, warning = events[1], events[2]
+    assert lost.t == warning.t  # at once, at the first tick without a fresh reading
+    assert warning.details["reason"] == "speed unknown"
+    (stop,) = [e for e in events if e.kind is EventKind.ENFORCED_STOP]
+    assert stop.t - warning.t == pytest.approx(5.0, abs=0.11)
+    assert device.session.state is SessionState.PAUSED
 
 
 # ---- a new config from the settings page ---------------------------------------------------
