@@ -103,6 +103,17 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
+    def serve(self) -> int:
+        """Run as a command: stop on SIGTERM or Ctrl-C; a start-up error a user can fix is
+        one sentence in the log and exit code 1."""
+        self.install_signal_handlers()
+        try:
+            self.run()
+        except STARTUP_ERRORS as exc:
+            log.error("%s", exc)
+            return 1
+        return 0
+
     def run(self) -> None:
         """Run until stop(). Every output is in its safe state before this returns."""
         now = self.clock()
@@ -253,10 +264,4 @@ def run_device(config_path: str | None, *, socket_path: str, db_path: str | None
         db_path=db_path or config.storage.db,
         config_path=config_path,
     )
-    daemon.install_signal_handlers()
-    try:
-        daemon.run()
-    except STARTUP_ERRORS as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
+    return daemon.serve()

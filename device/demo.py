@@ -19,7 +19,7 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory
 
 from device.config import Config
-from device.daemon import STARTUP_ERRORS, Daemon
+from device.daemon import Daemon
 from device.scenario import SimulatedBelt, Step, parse_scenario
 
 log = logging.getLogger("retrotread.demo")
@@ -142,7 +142,6 @@ def run_demo(
     config = demo_config(db)
     factory = MockFactory()
     daemon = Daemon(config, socket_path=sock, db_path=db, pin_factory=factory)
-    daemon.install_signal_handlers()
     stop = threading.Event()
     walker = Walker(config, factory, stop)
     printer = threading.Thread(target=_print_status, args=(daemon, stop), daemon=True)
@@ -155,13 +154,11 @@ def run_demo(
     walker.start()
     printer.start()
     try:
-        daemon.run()
-    except STARTUP_ERRORS as exc:
-        log.error("%s", exc)
-        return 1
+        code = daemon.serve()
     finally:
         stop.set()
         walker.join(timeout=2)
         factory.reset()
-    print("demo stopped; outputs safe", file=sys.stderr)
-    return 0
+    if code == 0:
+        print("demo stopped; outputs safe", file=sys.stderr)
+    return code

@@ -7,23 +7,11 @@ import threading
 import time
 
 import pytest
+from virtual_clock import VirtualClock
 
 from device.buttons import DEBOUNCE_S, ButtonPanel
 
 START, DIRECTION = 5, 6
-
-
-class VirtualClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self, start: float):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

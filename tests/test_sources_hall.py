@@ -10,23 +10,11 @@ import gpiozero.pins.mock as mock_pins
 import pytest
 from gpiozero import Button, Device
 from gpiozero.pins.mock import MockFactory, MockPin
+from virtual_clock import VirtualClock
 
 from device.sources import HallSensor, SourceError
 
 HALL_PIN = 17
-
-
-class VirtualClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self, start: float):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import serial
+from virtual_clock import VirtualClock
 
 from device.sources import SerialSpeedSource, SourceError
 from device.sources.serial_line import LineSplitter
@@ -26,16 +27,6 @@ def wait_until(predicate, timeout: float = 2.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting after {timeout} s for {predicate.__doc__}")
         time.sleep(0.005)
-
-
-class VirtualClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Readings:
