@@ -16,16 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from device.config_rules import (
-    RULES,
-    ConfigError,
-    GpioPin,
-    Invalid,
-    check_across,
-    show,
-    toml_key,
-    toml_string,
-)
+from device.config_rules import RULES, check_across
+from device.config_types import ConfigError, GpioPin, Invalid, show, toml_key, toml_string
 
 __all__ = [
     "DEFAULT_PATH",
@@ -36,6 +28,7 @@ __all__ = [
     "EnforceConfig",
     "MachineConfig",
     "OutputsConfig",
+    "ProgramConfig",
     "SensorConfig",
     "SessionConfig",
     "StorageConfig",
@@ -131,6 +124,24 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ProgramConfig:
+    """Levels, the unlock of backward running and the 4-week program (device/program.py)."""
+
+    single_user: bool = False  # false: a gym; every walk-up user is `guest`, a beginner
+    profile: str = "home"  # the one user's profile when single_user
+    weight_kg: float = 70.0  # body weight for the energy estimate
+    level_up_sessions: int = 4
+    qualifying_backward_s: float = 600.0
+    running_unlock_sessions: int = 12
+    running_unlock_kmh: float = 5.0
+    running_unlock_s: float = 300.0
+    weeks: int = 4
+    sessions_per_week: int = 4
+    session_min_s: float = 600.0
+    session_max_s: float = 900.0
+
+
+@dataclass(frozen=True)
 class Config:
     machine: MachineConfig = field(default_factory=MachineConfig)
     sensor: SensorConfig = field(default_factory=SensorConfig)
@@ -141,6 +152,7 @@ class Config:
     enforce: EnforceConfig = field(default_factory=EnforceConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    program: ProgramConfig = field(default_factory=ProgramConfig)
 
 
 # ---- loading, validation and printing ----------------------------------------------------

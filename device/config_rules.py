@@ -1,228 +1,35 @@
-"""What each config key may hold, and the checks that span several keys.
+"""Which kind of value each config key holds, and the checks that span several keys.
 
-One line in RULES per key: a new key in device/config.py gets its rule here and its comment in
-config.example.toml. Every message is one sentence a gym operator can act on, naming the file
-and the key; the ranges are documented key by key in config.example.toml.
+One line in RULES per key: a new key in device/config.py gets its rule here (the kinds are in
+device/config_types.py) and its comment in config.example.toml. Every message is one sentence
+a gym operator can act on, naming the file and the key; the ranges are documented key by key
+in config.example.toml.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from device.config_types import (
+    Choice,
+    ConfigError,
+    Count,
+    Flag,
+    GpioPin,
+    Listen,
+    Number,
+    NumberList,
+    Rule,
+    SpeedPattern,
+    Text,
+)
+from device.config_types import show_number as _num
 
 if TYPE_CHECKING:
     from device.config import Config
 
-
-class ConfigError(Exception):
-    """A config the device cannot run with; str() is one sentence naming the file and key.
-
-    `key` is "table.key" (or "table", or None for a file-level problem) so the dashboard's
-    settings page can point at the field.
-    """
-
-    def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class Invalid(Exception):
-    """A rule refused a value; args[0], when given, says why beyond the rule's expectation."""
-
-
-def _num(x: float) -> str:
-    """A number the way an operator writes it: 10, 0.5, 2.25 (never 10.0)."""
-    return f"{x:g}"
-
-
-def toml_string(text: str) -> str:
-    """`text` as a TOML string: a literal '...' when it holds backslashes (a regex reads best
-    as it was typed), else a basic "..." with quotes and control characters escaped."""
-    if "\\" in text and "'" not in text and text.isprintable():
-        return f"'{text}'"
-    return '"' + "".join(_escape(c) for c in text) + '"'
-
-
-def _escape(c: str) -> str:
-    if c in '"\\':
-        return "\\" + c
-    if c.isprintable():
-        return c
-    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
-
-
-def toml_key(name: str) -> str:
-    """A table or key name as TOML writes it: bare when it can be, else quoted."""
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_string(name)
-
-
-def show(value: object) -> str:
-    """A value as it looked in the TOML file, for 'not ...' at the end of a message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return toml_string(value if len(value) <= 60 else value[:57] + "...")
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list | tuple):
-        inner = ", ".join(show(v) for v in value[:6])
-        return "[" + inner + (", ...]" if len(value) > 6 else "]")
-    return str(value)
-
-
-def _is_number(value: object) -> bool:
-    # TOML's true is not 1 km/h, although Python's bool is an int.
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class Number:
-    """A float from lo to hi inclusive, in `unit`; an int is accepted and made a float."""
-
-    lo: float
-    hi: float
-    unit: str
-
-    @property
-    def expects(self) -> str:
-        return f"a number from {_num(self.lo)} to {_num(self.hi)} {self.unit}"
-
-    def parse(self, value: object) -> float:
-        # `not lo <= x <= hi` also refuses nan, which TOML allows.
-        if not _is_number(value) or not self.lo <= value <= self.hi:  # type: ignore[operator]
-            raise Invalid
-        return float(value)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class NumberList:
-    """A list of `least` to `most` numbers, each in `item`'s range; becomes a tuple of floats."""
-
-    item: Number
-    least: int
-    most: int
-
-    @property
-    def expects(self) -> str:
-        each = self.item
-        return (
-            f"a list of {self.least} to {self.most} numbers, each from {_num(each.lo)} "
-            f"to {_num(each.hi)} {each.unit}"
-        )
-
-    def parse(self, value: object) -> tuple[float, ...]:
-        if not isinstance(value, list | tuple) or not self.least <= len(value) <= self.most:
-            raise Invalid
-        return tuple(self.item.parse(v) for v in value)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of a fixed set of values (strings, or ints such as baud rates)."""
-
-    options: tuple[str | int, ...]
-
-    @property
-    def expects(self) -> str:
-        shown = [show(o) for o in self.options]
-        either = ", ".join(shown[:-1]) + " or " + shown[-1]
-        return either if len(shown) == 2 else "one of " + either
-
-    def parse(self, value: object) -> str | int:
-        for option in self.options:
-            if type(value) is type(option) and value == option:
-                return option
-        raise Invalid
-
-
-@dataclass(frozen=True)
-class Flag:
-    expects: str = "true or false"
-
-    def parse(self, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise Invalid
-        return value
-
-
-@dataclass(frozen=True)
-class Text:
-    """A string; `shape` (a regex the whole string must match) narrows it when given."""
-
-    expects: str
-    shape: str = ""
-
-    def parse(self, value: object) -> str:
-        if not isinstance(value, str) or (self.shape and not re.fullmatch(self.shape, value)):
-            raise Invalid
-        return value
-
-
-# GPIO 0 and 1 carry the HAT ID EEPROM bus; 28 and up are not on the 40-pin header.
-GPIO_LO, GPIO_HI = 2, 27
-
-
-@dataclass(frozen=True)
-class GpioPin:
-    """A BCM GPIO number on the 40-pin header; `optional` outputs also take "none" (not fitted)."""
-
-    optional: bool = False
-
-    @property
-    def expects(self) -> str:
-        base = f"a BCM GPIO number from {GPIO_LO} to {GPIO_HI} (the 40-pin header's GPIOs)"
-        return base + (' or "none" if not fitted' if self.optional else "")
-
-    def parse(self, value: object) -> int | None:
-        if self.optional and value == "none":
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not GPIO_LO <= value <= GPIO_HI:
-            raise Invalid
-        return value
-
-
-@dataclass(frozen=True)
-class SpeedPattern:
-    """A regular expression for one serial line, with the named group `speed`."""
-
-    expects: str = "a regular expression with a named group (?P<speed>...) around the number"
-
-    def parse(self, value: object) -> str:
-        if not isinstance(value, str):
-            raise Invalid
-        try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise Invalid(f"which does not compile: {exc}") from None
-        if "speed" not in compiled.groupindex:
-            raise Invalid("which has no group named speed")
-        return value
-
-
-@dataclass(frozen=True)
-class Listen:
-    """HOST:PORT for the dashboard; an IPv6 host goes in brackets."""
-
-    expects: str = 'HOST:PORT with a port from 1 to 65535, such as "0.0.0.0:8080" or "[::]:8080"'
-
-    def parse(self, value: object) -> str:
-        if not isinstance(value, str):
-            raise Invalid
-        host, colon, port = value.rpartition(":")
-        bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2
-        if not colon or not host or any(c.isspace() for c in host):
-            raise Invalid
-        if ":" in host and not bracketed:
-            raise Invalid
-        if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-            raise Invalid
-        return value
-
-
-Rule = Number | NumberList | Choice | Flag | Text | GpioPin | SpeedPattern | Listen
 
 _KMH_CAP = Number(0.5, 25, "km/h")
 
@@ -286,6 +93,24 @@ RULES: dict[str, dict[str, Rule]] = {
     "web": {
         "listen": Listen(),
         "open_controls": Flag(),
+    },
+    "program": {
+        "single_user": Flag(),
+        "profile": Text(
+            "1 to 32 letters, digits, '-', '_' or '.', other than \"guest\" (the walk-up "
+            "user's name)",
+            shape=r"(?!guest\Z)[A-Za-z0-9][A-Za-z0-9_.-]{0,31}",
+        ),
+        "weight_kg": Number(30, 250, "kg"),
+        "level_up_sessions": Count(1, 50, "sessions"),
+        "qualifying_backward_s": Number(60, 3600, "s"),
+        "running_unlock_sessions": Count(1, 200, "sessions"),
+        "running_unlock_kmh": _KMH_CAP,
+        "running_unlock_s": Number(10, 3600, "s"),
+        "weeks": Count(1, 52, "weeks"),
+        "sessions_per_week": Count(1, 14, "sessions"),
+        "session_min_s": Number(60, 7200, "s"),
+        "session_max_s": Number(60, 7200, "s"),
     },
 }
 
@@ -380,12 +205,24 @@ def _relay_fitted(config: Config) -> tuple[str, str] | None:
     return None
 
 
+def _session_length_in_order(config: Config) -> tuple[str, str] | None:
+    p = config.program
+    if p.session_min_s > p.session_max_s:
+        return (
+            f"[program] session_min_s ({_num(p.session_min_s)} s) must not be above "
+            f"session_max_s ({_num(p.session_max_s)} s)",
+            "program.session_min_s",
+        )
+    return None
+
+
 CROSS_CHECKS: tuple[Check, ...] = (
     _one_function_per_pin,
     _serial_has_url,
     _caps_in_order,
     _caps_measurable,
     _relay_fitted,
+    _session_length_in_order,
 )
 
 
