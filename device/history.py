@@ -18,6 +18,7 @@ from typing import Any, Self
 from device import schema
 from device.events import EventKind
 from device.modes import EndReason, Mode, SessionState
+from device.program import Profile, SessionSummary
 from device.schema import ELSEWHERE, StoreError
 
 __all__ = ["EventRow", "History", "Sample", "SegmentRow", "SessionRow", "StoreError"]
@@ -51,6 +52,8 @@ class SessionRow:
     profile: str
     kcal: float | None
     last_sample_at: float | None  # the newest flushed sample
+    backward_fast_s: float  # backward at [program] running_unlock_kmh or faster
+    level: int | None  # the walking level it was walked at; None before schema version 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,29 @@ class History:
             f"SELECT {_columns(SessionRow)} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
         return _session_row(row) if row else None
+
+    def session_summaries(self, profile: str, since_epoch: float = 0.0) -> list[SessionSummary]:
+        """The ended sessions of `profile` that started at or after `since_epoch`, oldest
+        first, as the program counts them (device.program.week_progress)."""
+        rows = self._db.execute(
+            f"SELECT {_columns(SessionSummary)} FROM sessions WHERE profile = ?"
+            " AND started_at >= ? AND ended_at IS NOT NULL ORDER BY started_at, id",
+            (profile, since_epoch),
+        ).fetchall()
+        return [SessionSummary(start, end, EndReason(reason), *rest)
+                for start, end, reason, *rest in rows]  # fmt: skip
+
+    def profile(self, name: str) -> Profile:
+        """The stored progress of profile `name`, or a new walker's (level 1, nothing
+        counted) when there is no such row yet; Store.save_profile writes it."""
+        row = self._db.execute(
+            f"SELECT {_columns(Profile)} FROM profiles WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            return Profile(name)
+        name, level, weight_kg, at_level, total, unlocked, fast_done, started_at = row
+        return Profile(name, level, weight_kg, at_level, total, bool(unlocked), bool(fast_done),
+                       started_at)  # fmt: skip
 
     def samples(self, session_id: int) -> list[Sample]:
         """One session's samples, oldest first."""

@@ -40,9 +40,21 @@ CREATE TABLE profiles (
 INSERT INTO profiles (name) VALUES ('guest');
 """
 
+# Levels and the program (device/program.py): a profile's progress, and per session the level
+# it was walked at and its backward seconds at the running-unlock speed.
+_SCHEMA_V2 = """
+ALTER TABLE profiles ADD COLUMN qualifying_at_level INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE profiles ADD COLUMN qualifying_total INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE profiles ADD COLUMN running_unlocked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE profiles ADD COLUMN fast_session_done INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE profiles ADD COLUMN program_started_at REAL;
+ALTER TABLE sessions ADD COLUMN backward_fast_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN level INTEGER;
+"""
+
 # Entry i is the SQL script that takes a file from user_version i to i + 1, so a new schema
 # version is one new entry. Never edit an entry that has shipped.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
 
 
 class StoreError(Exception):

@@ -25,6 +25,7 @@ from device import schema
 from device.events import EventKind
 from device.history import EventRow, History, Sample, SegmentRow, SessionRow
 from device.modes import EndReason, Mode
+from device.program import Profile
 from device.schema import ELSEWHERE, StoreError
 
 # The read side and the rows moved to device.history; they stay importable from here.
@@ -39,7 +40,8 @@ MAX_SAMPLE_GAP_S = 3.0  # samples further apart than this say nothing about the 
 URGENT_KINDS = frozenset({EventKind.SESSION_STARTED, EventKind.SESSION_ENDED,
     EventKind.START_REFUSED, EventKind.OVERSPEED_WARNING, EventKind.ENFORCED_STOP,
     EventKind.NOT_ENFORCED, EventKind.SENSOR_LOST})  # fmt: skip
-TOTALS = ("distance_m", "backward_s", "forward_s", "backward_distance_m", "top_speed_kmh", "kcal")
+TOTALS = ("distance_m", "backward_s", "forward_s", "backward_distance_m", "top_speed_kmh", "kcal",
+          "backward_fast_s")  # fmt: skip
 _INSERT_SAMPLE = (
     "INSERT INTO samples (t, speed_kmh, mode, state, cap_kmh, session_id) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -47,6 +49,7 @@ _INSERT_EVENT = "INSERT INTO events (session_id, t, kind, details) VALUES (?, ?,
 _NOTE_LAST_SAMPLE = (
     "UPDATE sessions SET last_sample_at = MAX(COALESCE(last_sample_at, ?1), ?1) WHERE id = ?2"
 )
+_PROFILE_COLUMNS = tuple(f.name for f in fields(Profile))  # the profiles table's, since v2
 
 
 class Store(History):
@@ -108,14 +111,21 @@ class Store(History):
     # --- writing: the daemon ---
 
     def open_session(
-        self, started_at: float, *, mode: Mode, machine_id: str, profile: str = "guest"
+        self,
+        started_at: float,
+        *,
+        mode: Mode,
+        machine_id: str,
+        profile: str = "guest",
+        level: int | None = None,
     ) -> int:
-        """Start a session and its first segment in `mode`; written at once. Returns its id."""
+        """Start a session and its first segment in `mode`; written at once. Returns its id.
+        `level` is the walking level the profile walks it at."""
 
         def insert() -> int:
             cursor = self._db.execute(
-                "INSERT INTO sessions (started_at, machine_id, profile) VALUES (?, ?, ?)",
-                (started_at, machine_id, profile),
+                "INSERT INTO sessions (started_at, machine_id, profile, level) VALUES (?, ?, ?, ?)",
+                (started_at, machine_id, profile, level),
             )
             self._open_segment(cursor.lastrowid, started_at, mode)
             return int(cursor.lastrowid)
@@ -176,14 +186,29 @@ class Store(History):
         backward_distance_m: float | None = None,
         top_speed_kmh: float | None = None,
         kcal: float | None = None,
+        backward_fast_s: float | None = None,
     ) -> None:
         """Hold the session's running totals; the next flush writes them in the same
-        transaction as the samples, so after a crash the two agree. None leaves one as is."""
+        transaction as the samples, so after a crash the two agree. None leaves one as is.
+        `backward_fast_s` is the backward time at [program] running_unlock_kmh or faster."""
         self._require_open(session_id)
-        values = (distance_m, backward_s, forward_s, backward_distance_m, top_speed_kmh, kcal)
+        values = (distance_m, backward_s, forward_s, backward_distance_m, top_speed_kmh, kcal,
+                  backward_fast_s)  # fmt: skip
         given = {name: v for name, v in zip(TOTALS, values, strict=True) if v is not None}
         if given:
             self._totals.setdefault(session_id, {}).update(given)
+
+    def save_profile(self, profile: Profile) -> None:
+        """Write a profile's progress (device.program.after_session's result); written at
+        once, with everything buffered, so a level earned is never lost to a power cut."""
+        columns = _PROFILE_COLUMNS
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        values = tuple(getattr(profile, c) for c in columns)
+        sql = (
+            f"INSERT INTO profiles ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            f" ON CONFLICT (name) DO UPDATE SET {updates}"
+        )
+        self._commit(lambda: self._db.execute(sql, values))
 
     def maybe_flush(self, now: float) -> bool:
         """Flush once the oldest buffered row is FLUSH_EVERY_S old (or the wall clock jumped

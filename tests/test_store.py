@@ -46,10 +46,13 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "retrotread.db"
 
 
+CURRENT = len(schema.MIGRATIONS)
+
+
 def test_new_file_is_created_in_wal_mode_at_the_current_schema_version(db_path: Path) -> None:
     with Store(db_path), reader(db_path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT == 2
         assert db.execute("SELECT name, level, weight_kg FROM profiles").fetchall() == [
             ("guest", 1, 70)
         ]
@@ -61,18 +64,18 @@ def test_empty_file_left_by_a_failed_install_is_given_the_schema(db_path: Path) 
     with Store(db_path) as store:
         assert store.sessions() == []
     with reader(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT
 
 
-def test_version_1_file_upgrades_to_version_2_keeping_its_sessions(
+def test_file_upgrades_to_a_next_version_keeping_its_sessions(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
         store.end_session(session_id, T0 + 60, EndReason.BUTTON, distance_m=33.0)
 
-    v2 = "ALTER TABLE sessions ADD COLUMN note TEXT NOT NULL DEFAULT '';"
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, v2])
+    next_version = "ALTER TABLE sessions ADD COLUMN note TEXT NOT NULL DEFAULT '';"
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, next_version])
     with pytest.raises(StoreError) as web_refused:  # the web waits for the daemon to upgrade
         Store(db_path, read_only=True)
     assert "start retrotread-device" in str(web_refused.value)
@@ -80,7 +83,7 @@ def test_version_1_file_upgrades_to_version_2_keeping_its_sessions(
         kept = store.session(session_id)
         assert kept is not None and kept.distance_m == 33.0 and kept.ended_at == T0 + 60
     with reader(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT + 1
         assert db.execute("SELECT note FROM sessions").fetchall() == [("",)]
 
 
@@ -89,13 +92,13 @@ def test_failed_upgrade_leaves_the_file_at_its_old_version(
 ) -> None:
     with Store(db_path) as store:
         store.open_session(T0, mode=Mode.FORWARD, machine_id="treadmill-1")
-    broken_v2 = "ALTER TABLE sessions ADD COLUMN note TEXT; ALTER TABLE nowhere ADD COLUMN x;"
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken_v2])
+    broken = "ALTER TABLE sessions ADD COLUMN note TEXT; ALTER TABLE nowhere ADD COLUMN x;"
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken])
     with pytest.raises(StoreError) as refused:
         Store(db_path)
     assert_one_sentence(str(refused.value), db_path)
     with reader(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT
         columns = [row[1] for row in db.execute("PRAGMA table_info(sessions)")]
         assert "note" not in columns
         assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1
