@@ -9,18 +9,20 @@ daemon. No I/O here: the caller records what a tick returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from device.config import Config
 from device.events import Event, EventKind
 from device.governor import CapSchedule, Governor
-from device.guard import WARNING_LIGHT, Actions, Guard
+from device.guard import WALKER_READS, WARNING_LIGHT, Actions, Guard
 from device.modes import EndReason, Mode, SessionState
+from device.program import Profile, SessionSummary
+from device.progression import Progression
 from device.readings import ReadingSpeed
-from device.session import SessionMachine, SessionTotals
+from device.session import SessionMachine
 from device.signals import LedPattern, Tune
 from device.speed import SpeedEstimator
+from device.tick import OutputChange, Sample, TickResult
 
 # Enforcement looks at the mean over this window, so a foot strike's dip and surge cancel out.
 ENFORCE_WINDOW_S = 3.0
@@ -35,54 +37,33 @@ EVENT_TUNES = {
 }
 
 
-# What the walker reads after each guard event ("" clears the last message).
-_SAYS = {
-    EventKind.ENFORCED_STOP: "Stopped: {speed_kmh} km/h is over the {cap_kmh} km/h cap. "
-    "Press START to walk on at the start cap.",
-    EventKind.NOT_ENFORCED: "Over the {cap_kmh} km/h cap: slow down. The cap is not enforced "
-    "on this machine.",
-    EventKind.OVERSPEED_CLEARED: "",
-    EventKind.SENSOR_LOST: "The belt speed is unknown: check the speed sensor.",
-    EventKind.SENSOR_RESTORED: "",
-}
-
-
-@dataclass(frozen=True)
-class OutputChange:
-    t: float
-    name: str  # "led" | "buzzer" | "relay"
-    state: str  # a LedPattern, a Tune or a RelayState value
-
-
-@dataclass(frozen=True)
-class Sample:
-    t: float
-    speed_kmh: float | None
-    mode: Mode
-    state: SessionState
-    cap_kmh: float | None
-
-
-@dataclass
-class TickResult:
-    events: list[Event] = field(default_factory=list)
-    outputs: list[OutputChange] = field(default_factory=list)
-    sample: Sample | None = None
-    # the open session's running totals, or the one that ended during this tick
-    totals: SessionTotals | None = None
-
-
 class CommandRefused(Exception):
     """A command that cannot be carried out now; str() is the sentence for the user."""
 
 
 class Controller:
-    def __init__(self, config: Config, *, t: float, level: int = 1):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        t: float,
+        wall_offset: float = 0.0,
+        profile: Profile | None = None,
+        recent: list[SessionSummary] | None = None,
+    ):
+        """`t` is now on the monotonic clock the caller will tick with; `wall_offset` turns it
+        into epoch seconds for the program's weeks. `profile` and `recent` (its sessions
+        since its program began) come from the store."""
         self.config = config
-        self.level = level
+        self.wall_offset = wall_offset
+        self.progression = Progression(config, profile=profile, recent=recent)
         self.governor = Governor(config.backward)
         self.guard = Guard(config)
-        self.session = SessionMachine(config.session, hold_s=config.buttons.hold_s)
+        self.session = SessionMachine(
+            config.session,
+            hold_s=config.buttons.hold_s,
+            fast_kmh=config.program.running_unlock_kmh,
+        )
         self.uses_pulses = config.sensor.kind == "hall"
         self.estimator = SpeedEstimator(
             config.sensor.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh
@@ -156,6 +137,8 @@ class Controller:
         self.config = config
         self.governor = Governor(config.backward)
         self.guard.reconfigure(config)
+        self.progression.reconfigure(config)
+        self.session.fast_kmh = config.program.running_unlock_kmh
         self.session.config = config.session
         self.session.hold_s = config.buttons.hold_s
         if (old.sensor.meters_per_pulse, old.sensor.max_speed_kmh) != (
@@ -198,7 +181,10 @@ class Controller:
     def cap(self, t: float) -> CapSchedule | None:
         segment = self.session.segment
         since = t - segment.started_at if segment is not None else 0.0
-        return self.governor.schedule(self.session.mode, since, self.level)
+        progression = self.progression
+        return self.governor.schedule(
+            self.session.mode, since, progression.level, running=progression.running
+        )
 
     # -- the tick ---------------------------------------------------------------------------
 
@@ -273,7 +259,7 @@ class Controller:
             "next_cap_in_s": round(schedule.next_cap_in_s, 1)
             if schedule and schedule.next_cap_in_s is not None
             else None,
-            "level": self.level,
+            **self.progression.status(t + self.wall_offset),
             "sensor": self._sensor_status(t),
             **self.guard.status(),
             "message": self.message,
@@ -317,12 +303,13 @@ class Controller:
                 self._beep(t, Tune.REFUSED)
                 return False
         self.message = ""
-        transition = {
-            "start": self.session.start,
-            "pause": self.session.pause,
-            "resume": self.session.resume,
-        }[action]
-        self._emit(transition(t, reason=reason))
+        if action == "start":
+            walker = self.progression.session_started()
+            told = {"profile": walker.name, "level": self.progression.level}
+            self._emit(self.session.start(t, reason=reason, body_kg=walker.weight_kg, walker=told))
+        else:
+            transition = {"pause": self.session.pause, "resume": self.session.resume}[action]
+            self._emit(transition(t, reason=reason))
         if action == "resume" and self.guard.session_resumed():
             self.session.restart_segment(t)  # after an enforced stop: the start cap again
         return True
@@ -365,11 +352,23 @@ class Controller:
     # -- outputs ----------------------------------------------------------------------------
 
     def _emit(self, events: list[Event]) -> None:
-        """Record events and sound the tune that goes with each session event."""
+        """Record events and sound the tune that goes with each session event; a session's
+        end also tells the program what was walked."""
         for event in events:
             self._pending.events.append(event)
             if event.kind in EVENT_TUNES:
                 self._beep(event.t, EVENT_TUNES[event.kind])
+            if event.kind is EventKind.SESSION_ENDED:
+                self.guard.session_ended()
+            if event.kind is EventKind.SESSION_ENDED and self.session.last_totals is not None:
+                profile, earned = self.progression.session_ended(
+                    self.session.last_totals,
+                    reason=event.details["reason"],
+                    wall_offset=self.wall_offset,
+                    t=event.t,
+                )
+                self._pending.events += earned
+                self._pending.profile = profile or self._pending.profile
 
     def _set_led(self, t: float, pattern: LedPattern) -> None:
         if pattern is not self._led:
@@ -388,10 +387,13 @@ class Controller:
             self._set_led(t, WARNING_LIGHT)
         elif actions.warning_light is False:
             self._show_mode(t)
-        if actions.tune is not None:
+        beeping = any(change.name == "buzzer" for change in self._pending.outputs)
+        if actions.tune is Tune.SILENT and beeping:
+            pass  # a session tune this tick already replaced the warning beeps: let it sound
+        elif actions.tune is not None:
             self._beep(t, actions.tune)  # after the pause's own beeps: this one is heard
         for event in actions.events:
-            self.message = _SAYS.get(event.kind, self.message).format(**event.details)
+            self.message = WALKER_READS.get(event.kind, self.message).format(**event.details)
 
     def _beep(self, t: float, tune: Tune) -> None:
         self._pending.outputs.append(OutputChange(t, "buzzer", tune.value))

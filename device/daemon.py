@@ -25,14 +25,15 @@ import sdnotify
 
 from device.buttons import ButtonPanel
 from device.config import Config, ConfigError, load_config
-from device.controller import CommandRefused, Controller, TickResult
+from device.controller import CommandRefused, Controller
 from device.ipc import DeviceSocket
 from device.ipc_protocol import Command, IpcError, Request
 from device.outputs import Outputs
 from device.pins import PinError
-from device.recorder import Recorder
+from device.recorder import Recorder, load_controller
 from device.sources import HallSensor, SerialSpeedSource, SourceError
 from device.store import Store, StoreError
+from device.tick import TickResult
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
 STARTUP_ERRORS = (ConfigError, IpcError, PinError, SourceError, StoreError)
@@ -117,17 +118,19 @@ class Daemon:
     def run(self) -> None:
         """Run until stop(). Every output is in its safe state before this returns."""
         now = self.clock()
-        controller = self.controller = Controller(self.config, t=now)
-        self._status = controller.status(now)
+        wall0 = time.time()
         with contextlib.ExitStack() as opened:
-            # The socket first: it is the lock that keeps a second daemon away from the first
-            # one's pins and from closing its open session as "interrupted".
+            store = Store(self.db_path)
+            opened.callback(store.close)
+            controller = self.controller = load_controller(store, self.config, t=now, wall0=wall0)
+            self._status = controller.status(now)
+            # The socket before anything is written: it is the lock that keeps a second daemon
+            # away from the first one's pins and from closing its session as "interrupted".
             socket = DeviceSocket(self.socket_path, handle=self.handle, status=self.status)
             socket.start()
             opened.callback(socket.close)
-            recorder = Recorder(Store(self.db_path), self.config, wall0=time.time(), mono0=now)
-            opened.callback(recorder.close)
-            for session_id in recorder.store.recover_interrupted():
+            recorder = Recorder(store, self.config, wall0=wall0, mono0=now)
+            for session_id in store.recover_interrupted():
                 log.warning(
                     "session %s was left open by a crash or power cut: closed as interrupted",
                     session_id,

@@ -106,6 +106,12 @@ class Guard:
         self.watch.reset()
         return was
 
+    def session_ended(self) -> None:
+        """A new session starts afresh: no stop to resume from, nothing being watched. A
+        latched relay stays open until START, as it promised."""
+        self.stopped_by_guard = False
+        self.watch.reset()
+
     def safe(self, actions: Actions) -> None:
         """Loop closed, warning off: the daemon is stopping."""
         self.latched = False
@@ -197,3 +203,14 @@ def _round(kmh: float | None) -> float | None:
 
 # The LED pattern a warning shows, kept here beside the rest of the warning's signals.
 WARNING_LIGHT = LedPattern.FAST_BLINK
+
+# What the walker reads after each guard event ("" clears the last message).
+WALKER_READS = {
+    EventKind.ENFORCED_STOP: "Stopped: {speed_kmh} km/h is over the {cap_kmh} km/h cap. "
+    "Press START to walk on at the start cap.",
+    EventKind.NOT_ENFORCED: "Over the {cap_kmh} km/h cap: slow down. The cap is not enforced "
+    "on this machine.",
+    EventKind.OVERSPEED_CLEARED: "",
+    EventKind.SENSOR_LOST: "The belt speed is unknown: check the speed sensor.",
+    EventKind.SENSOR_RESTORED: "",
+}

@@ -11,11 +11,13 @@ import logging
 from typing import Any
 
 from device.config import Config
-from device.controller import TickResult
+from device.controller import Controller
 from device.events import EventKind
+from device.program import profile_name
 from device.session import SessionTotals
 from device.store import Sample as StoredSample
 from device.store import Store
+from device.tick import TickResult
 
 log = logging.getLogger("retrotread.session")
 
@@ -28,7 +30,7 @@ class Recorder:
         self.mono0 = mono0
         self.session_id: int | None = None
         self.session_ids: list[int] = []
-        self.profile = "guest"
+        self.profile = profile_name(config)
 
     def wall(self, t: float) -> float:
         return self.wall0 + (t - self.mono0)
@@ -43,6 +45,7 @@ class Recorder:
                     mode=event.details["mode"],
                     machine_id=self.config.machine.id,
                     profile=self.profile,
+                    level=event.details.get("level"),
                 )
                 self.session_ids.append(self.session_id)
             elif event.kind is EventKind.MODE_CHANGED and self.session_id is not None:
@@ -72,6 +75,8 @@ class Recorder:
             )
         if self.session_id is not None and result.totals is not None:
             self.store.update_totals(self.session_id, **_totals(result.totals))
+        if result.profile is not None:
+            self.store.save_profile(result.profile)
         if result.sample is not None:
             self.store.maybe_flush(self.wall(result.sample.t))
 
@@ -108,4 +113,15 @@ def _totals(totals: SessionTotals | None) -> dict[str, float]:
         "forward_s": totals.forward_s,
         "backward_distance_m": totals.backward_distance_m,
         "top_speed_kmh": totals.top_speed_kmh,
+        "backward_fast_s": totals.backward_fast_s,
+        "kcal": totals.kcal,
     }
+
+
+def load_controller(store: Store, config: Config, *, t: float, wall0: float) -> Controller:
+    """A Controller that knows the walker: the profile and its program's sessions so far,
+    read from the store. `t` is now on the caller's clock, `wall0` now in epoch seconds."""
+    profile = store.profile(profile_name(config))
+    started = profile.program_started_at
+    recent = [] if started is None else store.session_summaries(profile.name, started)
+    return Controller(config, t=t, wall_offset=wall0 - t, profile=profile, recent=recent)

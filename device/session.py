@@ -9,8 +9,10 @@ call; the controller asks it before calling `start` or `resume`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from device.config import SessionConfig
+from device.energy import EnergyMeter
 from device.events import Event, EventKind
 from device.modes import EndReason, Mode, SessionState
 
@@ -35,7 +37,14 @@ class SessionTotals:
     backward_s: float = 0.0
     forward_s: float = 0.0
     top_speed_kmh: float = 0.0
+    backward_fast_s: float = 0.0  # backward at or above the running-unlock speed
+    energy: EnergyMeter = field(default_factory=lambda: EnergyMeter(70.0))
     segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def kcal(self) -> float:
+        """An estimate (+-25 %): see device/energy.py."""
+        return self.energy.kcal
 
     @property
     def active_s(self) -> float:
@@ -55,9 +64,17 @@ class SessionMachine:
     - With `auto_start`, a belt running for `auto_start_after_s` while idle starts a session.
     """
 
-    def __init__(self, config: SessionConfig, *, hold_s: float, mode: Mode | None = None):
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        hold_s: float,
+        mode: Mode | None = None,
+        fast_kmh: float = 5.0,
+    ):
         self.config = config
         self.hold_s = hold_s
+        self.fast_kmh = fast_kmh  # backward at this speed or faster counts towards running
         self.mode = mode or Mode(config.initial_mode)
         self.state = SessionState.IDLE
         self.totals: SessionTotals | None = None
@@ -118,14 +135,25 @@ class SessionMachine:
 
     # -- transitions -------------------------------------------------------------------------
 
-    def start(self, t: float, *, reason: str = "button") -> list[Event]:
+    def start(
+        self,
+        t: float,
+        *,
+        reason: str = "button",
+        body_kg: float = 70.0,
+        walker: dict[str, Any] | None = None,
+    ) -> list[Event]:
+        """Start a session; `walker` (profile, level) is told in the started event."""
         if self.state is not SessionState.IDLE:
             return []
         self.state = SessionState.RUNNING
-        self.totals = SessionTotals(started_at=t, segments=[Segment(self.mode, t)])
+        self.totals = SessionTotals(
+            started_at=t, energy=EnergyMeter(body_kg), segments=[Segment(self.mode, t)]
+        )
         self._belt_stopped_since = None
         self._last_tick = t
-        return [Event(t, EventKind.SESSION_STARTED, {"mode": self.mode.value, "reason": reason})]
+        details = {"mode": self.mode.value, "reason": reason, **(walker or {})}
+        return [Event(t, EventKind.SESSION_STARTED, details)]
 
     def pause(self, t: float, *, reason: str = "button") -> list[Event]:
         if self.state is not SessionState.RUNNING:
@@ -265,8 +293,11 @@ class SessionMachine:
         segment.distance_m += meters
         segment.active_s += dt
         totals.top_speed_kmh = max(totals.top_speed_kmh, kmh)
+        totals.energy.add(dt, kmh, self.mode)
         if self.mode is Mode.BACKWARD:
             totals.backward_s += dt
             totals.backward_distance_m += meters
+            if kmh >= self.fast_kmh:
+                totals.backward_fast_s += dt
         else:
             totals.forward_s += dt

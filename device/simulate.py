@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from device.config import Config, ConfigError, config_from_mapping
-from device.controller import Controller, TickResult
+from device.controller import CommandRefused
 from device.modes import Mode
-from device.recorder import Recorder
+from device.recorder import Recorder, load_controller
 from device.scenario import Scenario, ScenarioError, SimulatedBelt, Step, load_scenario
 from device.signals import RelayState
 from device.store import Store, StoreError
+from device.tick import TickResult
 
 TICK_S = 0.1  # the daemon's tick loop runs at 10 Hz; so does virtual time
 SERIAL_EVERY_S = 0.5  # a serial bridge reports about twice a second
@@ -68,8 +69,8 @@ class Simulation:
     def __init__(self, scenario: Scenario, store: Store, *, config: Config | None = None):
         self.scenario = scenario
         self.config = config or config_from_mapping(scenario.config, source="[config]")
-        self.controller = Controller(self.config, t=0.0)
         self.wall0 = float(int(time.time()))
+        self.controller = load_controller(store, self.config, t=0.0, wall0=self.wall0)
         self.recorder = Recorder(store, self.config, wall0=self.wall0, mono0=0.0)
         self.belt = SimulatedBelt(self.config.sensor.meters_per_pulse)
         self.sensor_lost = False
@@ -135,7 +136,6 @@ class Simulation:
             self._command(t, step.value)
 
     def _command(self, t: float, value: str) -> None:
-        from device.controller import CommandRefused
 
         try:
             if value in ("forward", "backward"):

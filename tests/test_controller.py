@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from device.config import Config, config_from_mapping, merge_overrides
-from device.controller import CommandRefused, Controller, TickResult
+from device.controller import CommandRefused, Controller
 from device.events import EventKind
 from device.modes import Mode, SessionState
 from device.scenario import SimulatedBelt
 from device.signals import TUNES, LedPattern, RelayState, Tune
+from device.tick import TickResult
 
 TICK_S = 0.1
 
@@ -90,7 +91,9 @@ def test_backward_start_at_walking_pace_goes_ahead():
     assert mill.state is SessionState.RUNNING
     assert mill.device.session.mode is Mode.BACKWARD
     started = mill.events(EventKind.SESSION_STARTED)
-    assert [e.details for e in started] == [{"mode": "backward", "reason": "button"}]
+    assert [e.details for e in started] == [
+        {"mode": "backward", "reason": "button", "profile": "guest", "level": 1}
+    ]
     assert mill.events(EventKind.START_REFUSED) == []
     assert mill.outputs("buzzer") == ["start"]
     assert mill.device.message == ""

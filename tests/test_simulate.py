@@ -148,7 +148,14 @@ def test_db_option_keeps_the_sessions_in_that_sqlite_file(tmp_path):
 def test_beginners_backward_start_runs_at_the_start_cap():
     rep = report("beginner_backward_start")
     (started,) = events(rep, "session_started")
-    assert started == {"t": 5.2, "kind": "session_started", "mode": "backward", "reason": "button"}
+    assert started == {
+        "t": 5.2,
+        "kind": "session_started",
+        "mode": "backward",
+        "reason": "button",
+        "profile": "guest",
+        "level": 1,
+    }
     walking = [s for s in rep["samples"] if s["state"] == "running"]
     assert len(walking) == 61  # 6 s to 66 s; the tick at 67 s ended the session
     assert {(s["mode"], s["cap_kmh"]) for s in walking} == {("backward", 2.0)}
