@@ -22,6 +22,7 @@ from device.readings import ReadingSpeed
 from device.session import SessionMachine
 from device.signals import LedPattern, Tune
 from device.speed import SpeedEstimator
+from device.status import device_status
 from device.tick import OutputChange, Sample, TickResult
 
 # Enforcement looks at the mean over this window, so a foot strike's dip and surge cancel out.
@@ -243,45 +244,8 @@ class Controller:
     # -- status for the socket and the dashboard ---------------------------------------------
 
     def status(self, t: float) -> dict[str, Any]:
-        speed = self.speed_kmh(t)
-        mean = self.mean_kmh(t)
-        schedule = self.cap(t)
-        totals = self.session.totals
-        status: dict[str, Any] = {
-            "machine_id": self.config.machine.id,
-            "machine_name": self.config.machine.name,
-            "speed_kmh": None if speed is None else round(speed, 2),
-            "mean_kmh": None if mean is None else round(mean, 2),
-            "mode": self.session.mode.value,
-            "state": self.session.state.value,
-            "cap_kmh": schedule.cap_kmh if schedule else None,
-            "next_cap_kmh": schedule.next_cap_kmh if schedule else None,
-            "next_cap_in_s": round(schedule.next_cap_in_s, 1)
-            if schedule and schedule.next_cap_in_s is not None
-            else None,
-            **self.progression.status(t + self.wall_offset),
-            "sensor": self._sensor_status(t),
-            **self.guard.status(),
-            "message": self.message,
-            "elapsed_s": None,
-            "distance_m": None,
-            "backward_s": None,
-            "forward_s": None,
-        }
-        if totals is not None:
-            status.update(
-                elapsed_s=round(totals.active_s, 1),
-                distance_m=round(totals.distance_m, 1),
-                backward_s=round(totals.backward_s, 1),
-                forward_s=round(totals.forward_s, 1),
-            )
-        return status
-
-    def _sensor_status(self, t: float) -> dict[str, Any]:
-        if self.uses_pulses:
-            return {"kind": "hall", "ok": True}
-        stale = self.readings.is_stale(t)
-        return {"kind": "serial", "ok": not stale, "detail": "no reading" if stale else ""}
+        """What the dashboard and the socket show; see device/status.py."""
+        return device_status(self, t)
 
     # -- decisions ----------------------------------------------------------------------------
 
