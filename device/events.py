@@ -39,7 +39,37 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """One journal line: the kind and its details, e.g. `start_refused speed_kmh=4.0`."""
-        parts = [self.kind.value]
-        parts += [f"{key}={value}" for key, value in self.details.items()]
-        return " ".join(parts)
+        """One journal line that reads as the story of the session, then the details as
+        key=value for grep: `over the cap: 2.9 km/h against 2.0 km/h ... [speed_kmh=2.9 ...]`."""
+        facts = " ".join(f"{key}={value}" for key, value in self.details.items())
+        try:
+            story = STORY[self.kind].format(**self.details)
+        except (KeyError, IndexError, ValueError):
+            story = self.kind.value.replace("_", " ")
+        return f"{story} [{facts}]" if facts else story
+
+
+# How each event reads in the journal; details missing from an event fall back to its kind.
+STORY = {
+    EventKind.SESSION_STARTED: "session started walking {mode} ({reason}; {profile}, "
+    "level {level})",
+    EventKind.SESSION_PAUSED: "session paused ({reason})",
+    EventKind.SESSION_RESUMED: "session resumed ({reason})",
+    EventKind.SESSION_ENDED: "session ended ({reason}): {distance_m} m, {backward_s} s backward, "
+    "{forward_s} s forward",
+    EventKind.MODE_CHANGED: "now walking {mode} ({reason})",
+    EventKind.START_REFUSED: "start refused: {reason}",
+    EventKind.OVERSPEED_WARNING: "warning ({reason}): {speed_kmh} km/h against the {cap_kmh} "
+    "km/h cap; the stop comes in {grace_s} s unless the walker slows down",
+    EventKind.OVERSPEED_CLEARED: "warning cleared: back to {speed_kmh} km/h under the "
+    "{cap_kmh} km/h cap",
+    EventKind.ENFORCED_STOP: "enforced stop ({reason}): the {action} cut the safety-key loop "
+    "({mode}) at {speed_kmh} km/h against the {cap_kmh} km/h cap",
+    EventKind.NOT_ENFORCED: "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} "
+    "km/h cap, and this machine has no enforcement action",
+    EventKind.SENSOR_LOST: "speed sensor lost ({sensor}): the belt speed is unknown",
+    EventKind.SENSOR_RESTORED: "speed sensor back ({sensor})",
+    EventKind.LEVEL_UP: "{profile} moved up to level {level}: backward cap up to {cap_kmh} km/h",
+    EventKind.RUNNING_UNLOCKED: "{profile} unlocked backward running: cap up to {cap_kmh} km/h",
+    EventKind.CONFIG_RELOADED: "config reloaded",
+}
