@@ -200,9 +200,10 @@ class Daemon:
             if t >= next_watchdog:
                 self._notifier.notify("WATCHDOG=1")
                 next_watchdog = t + WATCHDOG_EVERY_S
-            next_tick += TICK_S
-            if next_tick < t:  # fell behind (a slow SD card): skip, do not burst
-                next_tick = t + TICK_S
+            if t >= next_tick - 0.001:  # the regular tick, not an early wake for a deadline
+                next_tick += TICK_S
+                if next_tick < t:  # fell behind (a slow SD card): skip, do not burst
+                    next_tick = t + TICK_S
             # A grace running out between two ticks is acted on when it runs out.
             deadline = controller.next_deadline()
             wake = next_tick if deadline is None or deadline <= t else min(next_tick, deadline)

@@ -56,7 +56,10 @@ def demo_config(db_path: str) -> Config:
 
 
 class Walker(threading.Thread):
-    """Plays ROUTINE on the mock pins, over and over, until stopped."""
+    """Plays ROUTINE on the mock pins, over and over, until stopped; or, once someone uses
+    the dashboard's simulator panel (`set_belt`, `press`), does what the panel says."""
+
+    PAUSE_BETWEEN_ROUNDS_S = 10.0
 
     def __init__(self, config: Config, factory: MockFactory, stop: threading.Event):
         super().__init__(name="demo-walker", daemon=True)
@@ -65,47 +68,80 @@ class Walker(threading.Thread):
         self.stop_event = stop
         self.steps = parse_scenario(ROUTINE, source="demo routine").steps
         self.hall = factory.pin(config.sensor.pin)
-        self.start_button = factory.pin(config.buttons.start_pin)
-        self.direction_button = factory.pin(config.buttons.direction_pin)
+        self.buttons = {
+            "start": factory.pin(config.buttons.start_pin),
+            "direction": factory.pin(config.buttons.direction_pin),
+        }
         relay_pin = config.outputs.relay_pin
         self.relay = factory.pin(relay_pin) if relay_pin is not None else None
+        self.belt = SimulatedBelt(config.sensor.meters_per_pulse)
+        self.manual = False
+        self._lock = threading.Lock()
+        self._asked: list[Step] = []
+
+    # -- the simulator panel (called from the web's threads) ---------------------------------
+
+    def set_belt(self, kmh: float) -> None:
+        """Set the belt speed from the panel; the routine stops for good."""
+        self._ask(Step(at=0.0, action="belt_kmh", value=kmh, ripple_pct=5.0))
+
+    def press(self, button: str, *, hold_s: float = 0.2) -> None:
+        """Press START or DIRECTION on the treadmill from the panel."""
+        self._ask(Step(at=0.0, action="press", value=button, hold=hold_s))
+
+    def panel_state(self) -> dict[str, object]:
+        return {
+            "manual": self.manual,
+            "belt_kmh": self.belt.set_kmh,
+            "stopped_by_key": self.belt.stopped_by_key,
+        }
+
+    def _ask(self, step: Step) -> None:
+        with self._lock:
+            self._asked.append(step)
+
+    # -- the walker's thread -----------------------------------------------------------------
 
     def run(self) -> None:
+        begin = time.monotonic()
+        round_start = 0.0
+        steps = list(self.steps)
+        releases: list[tuple[float, object]] = []
         while not self.stop_event.is_set():
-            self._play_once()
+            now = time.monotonic() - begin
+            with self._lock:
+                asked, self._asked = self._asked, []
+            for step in asked:
+                self.manual = True
+                releases += self._do(step, now)
+            if not self.manual:
+                while steps and round_start + steps[0].at <= now:
+                    releases += self._do(steps.pop(0), now)
+                if not steps:  # the routine is over: rest, then walk it again
+                    round_start, steps = now + self.PAUSE_BETWEEN_ROUNDS_S, list(self.steps)
+            for release in [r for r in releases if r[0] <= now]:
+                releases.remove(release)
+                release[1].drive_high()
+            if self._relay_open():
+                self.belt.key_pulled()
+            for _pulse in self.belt.advance(now):
+                self.hall.drive_low()
+                time.sleep(EDGE_S)
+                self.hall.drive_high()
+            self.stop_event.wait(0.005)
 
     def _relay_open(self) -> bool:
         if self.relay is None:
             return False
         return bool(self.relay.state) == self.config.outputs.relay_active_high
 
-    def _play_once(self) -> None:
-        belt = SimulatedBelt(self.config.sensor.meters_per_pulse)
-        begin = time.monotonic()
-        steps = list(self.steps)
-        releases: list[tuple[float, object]] = []
-        while steps and not self.stop_event.is_set():
-            now = time.monotonic() - begin
-            while steps and steps[0].at <= now:
-                releases += self._do(steps.pop(0), belt)
-            for release in [r for r in releases if r[0] <= now]:
-                releases.remove(release)
-                release[1].drive_high()
-            if self._relay_open():
-                belt.key_pulled()
-            for _pulse in belt.advance(now):
-                self.hall.drive_low()
-                time.sleep(EDGE_S)
-                self.hall.drive_high()
-            self.stop_event.wait(0.005)
-
-    def _do(self, step: Step, belt: SimulatedBelt) -> list[tuple[float, object]]:
+    def _do(self, step: Step, now: float) -> list[tuple[float, object]]:
         if step.action == "belt_kmh":
-            belt.set_speed(step.value, ripple_pct=step.ripple_pct)
+            self.belt.set_speed(step.value, ripple_pct=step.ripple_pct)
         elif step.action == "press":
-            button = self.start_button if step.value == "start" else self.direction_button
+            button = self.buttons[step.value]
             button.drive_low()
-            return [(step.at + step.hold, button)]
+            return [(now + step.hold, button)]
         return []
 
 
