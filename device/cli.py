@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     device.add_argument("--socket", help="Unix socket path for the dashboard and commands")
     device.add_argument("--db", help="SQLite history file (overrides [storage] db)")
 
+    web = commands.add_parser("web", help="serve the dashboard (systemd runs this)")
+    web.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
+    web.add_argument("--port", type=int, help="port to listen on (overrides [web] listen)")
+    web.add_argument("--socket", help="the device's Unix socket path")
+    web.add_argument("--db", help="SQLite history file (overrides [storage] db)")
+
     check = commands.add_parser("check-config", help="validate a config file and print it")
     check.add_argument("path", nargs="?", help="config file (default /etc/retrotread/config.toml)")
 
@@ -43,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", help="SQLite history file (default: a demo file in your state dir)")
     demo.add_argument("--socket", help="Unix socket path (default: in a temporary directory)")
     demo.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+
+    password = commands.add_parser("set-password", help="set the dashboard's admin password")
+    password.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
+    password.add_argument("--state-dir", help="where the hash is kept (default: [storage] db's)")
     return parser
 
 
@@ -65,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_device(
             args.config, socket_path=args.socket or default_socket_path(), db_path=args.db
         )
+    if args.command == "web":
+        from web.serve import run_web
+
+        return run_web(args.config, port=args.port, socket_path=args.socket, db_path=args.db)
     if args.command == "demo":
         from device.demo import run_demo
 
@@ -74,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             socket_path=args.socket,
             duration_s=args.duration,
         )
+    if args.command == "set-password":
+        from web.auth import set_password_main
+
+        return set_password_main(config_path=args.config, state_dir=args.state_dir)
     return 2
 
 

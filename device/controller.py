@@ -324,6 +324,7 @@ class Controller:
                 self._beep(event.t, EVENT_TUNES[event.kind])
             if event.kind is EventKind.SESSION_ENDED:
                 self.guard.session_ended()
+                self.message = ""  # what the last session was told is over with it
             if event.kind is EventKind.SESSION_ENDED and self.session.last_totals is not None:
                 profile, earned = self.progression.session_ended(
                     self.session.last_totals,

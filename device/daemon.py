@@ -235,19 +235,24 @@ class Daemon:
             self._status = controller.status(now)  # a status read next shows what it did
 
     def _command(self, controller: Controller, request: Request, t: float) -> dict[str, Any]:
+        note = ""
         try:
             if request.cmd is Command.RELOAD:
-                self._reload(controller, t)
+                note = self._reload(controller, t)
             else:
                 controller.command(t, request.cmd.value, request.mode)
         except (CommandRefused, ConfigError) as exc:
             return {"ok": False, "error": str(exc)}
-        return {"ok": True, "status": controller.status(t)}
+        reply = {"ok": True, "status": controller.status(t)}
+        return {**reply, "note": note} if note else reply
 
-    def _reload(self, controller: Controller, t: float) -> None:
+    def _reload(self, controller: Controller, t: float) -> str:
+        """Read the config file again; returns what still needs a restart ("" for nothing)."""
         config, _ = load_config(self.config_path)
+        self.config = config
         note = controller.reconfigure(t, config)
         log.info("config reloaded%s", f" ({note})" if note else "")
+        return note
 
     def _play(self, result: TickResult, recorder: Recorder, outputs: Outputs) -> None:
         for change in result.outputs:

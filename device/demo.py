@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from device.config import Config
+from device.config import Config, ConfigError, format_config, load_config, merge_overrides
 from device.daemon import Daemon
 from device.scenario import SimulatedBelt, Step, parse_scenario
 
@@ -46,13 +48,19 @@ ROUTINE = {
     ]
 }
 EDGE_S = 0.004  # how long the magnet holds the hall sensor low
+STATUS_EVERY_S = 5.0
 
 
-def demo_config(db_path: str) -> Config:
-    """The built-in defaults, with the relay fitted on the mock pins so the demo shows it."""
-    from device.config import config_from_mapping
-
-    return config_from_mapping({"storage": {"db": db_path}}, source="demo")
+def demo_config(db_path: str) -> tuple[Config, str]:
+    """The demo's config and its file: a real file beside the demo's history, so the
+    dashboard's settings page has somewhere to save (never /etc). Made from the built-in
+    defaults on the first run; the history path always follows --db."""
+    path = Path(db_path).with_name(f"{Path(db_path).stem}-config.toml")
+    if not path.exists():
+        text = format_config(Config(), source="the built-in defaults, for the demo")
+        path.write_text(text)
+    config, _ = load_config(str(path))
+    return merge_overrides(config, {"storage": {"db": db_path}}, source=str(path)), str(path)
 
 
 class Walker(threading.Thread):
@@ -151,8 +159,9 @@ def _default_db() -> str:
 
 
 def _print_status(daemon: Daemon, stop: threading.Event) -> None:
-    """A live line on the terminal, so the demo shows the speed before the dashboard exists."""
-    while not stop.wait(1.0):
+    """A line on the terminal every few seconds: the demo is alive even before a browser
+    opens the dashboard."""
+    while not stop.wait(STATUS_EVERY_S):
         s = daemon.status()
         if not s:
             continue
@@ -165,6 +174,16 @@ def _print_status(daemon: Daemon, stop: threading.Event) -> None:
         print(line, flush=True)
 
 
+def _lan_addresses() -> list[str]:
+    """This computer's IPv4 addresses on the local network, for opening the demo on a phone
+    (read from the host's own name; nothing is sent anywhere)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    return sorted({info[4][0] for info in infos if not info[4][0].startswith("127.")})
+
+
 def run_demo(
     *,
     port: int,
@@ -172,27 +191,69 @@ def run_demo(
     socket_path: str | None,
     duration_s: float | None = None,
 ) -> int:
-    db = db_path or _default_db()
+    from web import create_app
+    from web.auth import PasswordError, StateDirError, set_password
+    from web.serve import WebServeError, serve
+
+    db = os.path.abspath(db_path or _default_db())
+    state_dir = os.path.dirname(db)
     scratch = tempfile.mkdtemp(prefix="retrotread-demo-")
     sock = socket_path or os.path.join(scratch, "device.sock")
-    config = demo_config(db)
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+        config, config_path = demo_config(db)
+    except OSError as exc:
+        log.error(
+            "Cannot keep the demo's history in %s (%s); pass --db with a path in a writable "
+            "directory.",
+            state_dir,
+            exc.strerror,
+        )
+        return 1
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     factory = MockFactory()
-    daemon = Daemon(config, socket_path=sock, db_path=db, pin_factory=factory)
+    daemon = Daemon(
+        config, socket_path=sock, db_path=db, config_path=config_path, pin_factory=factory
+    )
     stop = threading.Event()
     walker = Walker(config, factory, stop)
-    printer = threading.Thread(target=_print_status, args=(daemon, stop), daemon=True)
-    print(f"retrotread demo: a simulated treadmill on mock pins (port {port} is for the dashboard)")
-    print(f"  history: {db}\n  socket:  {sock}\n  Ctrl-C stops.", flush=True)
+    # A fresh admin password each run: the demo's settings page is real and wants a login.
+    password = secrets.token_urlsafe(9)
+    try:
+        set_password(state_dir, password)
+        app = create_app(
+            config,
+            config_path=config_path,
+            socket_path=sock,
+            db_path=db,
+            state_dir=state_dir,
+            demo=walker,
+        )
+        server = serve(app, listen=f"0.0.0.0:{port}")
+    except (PasswordError, StateDirError, WebServeError) as exc:
+        log.error("%s", exc)
+        return 1
+    print("retrotread demo: a simulated treadmill on mock pins, no hardware needed", flush=True)
+    print(f"  dashboard: http://127.0.0.1:{port}/", flush=True)
+    for address in _lan_addresses():
+        print(f"  on a phone on the same network: http://{address}:{port}/", flush=True)
+    print(f"  admin password (settings): {password}", flush=True)
+    print(f"  history: {db}\n  Ctrl-C stops.", flush=True)
     if duration_s is not None:
         timer = threading.Timer(duration_s, daemon.stop)
         timer.daemon = True
         timer.start()
+    web = threading.Thread(target=server.run, name="demo-web", daemon=True)
+    web.start()
     walker.start()
-    printer.start()
+    threading.Thread(target=_print_status, args=(daemon, stop), daemon=True).start()
     try:
         code = daemon.serve()
     finally:
         stop.set()
+        server.close()
         walker.join(timeout=2)
         factory.reset()
     if code == 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Self
@@ -117,13 +118,27 @@ class History:
         self, limit: int | None = None, offset: int = 0, *, profile: str | None = None
     ) -> list[SessionRow]:
         """Sessions newest first: `limit` of them (None: all) after skipping `offset`."""
-        where, args = ("WHERE profile = ?", (profile,)) if profile is not None else ("", ())
-        rows = self._db.execute(
-            f"SELECT {_columns(SessionRow)} FROM sessions {where}"
-            " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
-            (*args, -1 if limit is None else limit, offset),
-        ).fetchall()
+        sql, args = (SESSIONS_PAGE, ()) if profile is None else (PROFILE_PAGE, (profile,))
+        rows = self._db.execute(sql, (*args, -1 if limit is None else limit, offset)).fetchall()
         return [_session_row(row) for row in rows]
+
+    def session_count(self, *, profile: str | None = None) -> int:
+        """How many sessions there are (of `profile`), counted on an index of sessions."""
+        sql, args = (SESSION_COUNT, ()) if profile is None else (PROFILE_COUNT, (profile,))
+        return int(self._db.execute(sql, args).fetchone()[0])
+
+    def sessions_in_batches(self, batch: int = 500) -> Iterator[list[SessionRow]]:
+        """Every session newest first, `batch` at a time, read lazily from one query: an
+        export of years of history never holds them all."""
+        cursor = self._db.execute(SESSIONS_PAGE, (-1, 0))
+        while rows := cursor.fetchmany(batch):
+            yield [_session_row(row) for row in rows]
+
+    def enforced_stops(self, session_ids: Iterable[int]) -> dict[int, int]:
+        """How many enforced stops each of these sessions had; sessions without one are left
+        out. One query over the events_by_session index, however many ids."""
+        ids = json.dumps([int(i) for i in session_ids])
+        return dict(self._db.execute(ENFORCED_STOPS, (ids, EventKind.ENFORCED_STOP)).fetchall())
 
     def session(self, session_id: int) -> SessionRow | None:
         row = self._db.execute(
@@ -163,6 +178,22 @@ class History:
         return [Sample(t, v, Mode(m), SessionState(s), cap, sid)
                 for t, v, m, s, cap, sid in rows]  # fmt: skip
 
+    def sample_rows(
+        self, session_id: int
+    ) -> Iterator[tuple[float, float | None, float | None, str, str]]:
+        """One session's samples oldest first as plain (t, speed_kmh, cap_kmh, mode, state)
+        tuples, read lazily: the exports' way through hours of 1 Hz rows, where a dataclass
+        per second would cost more than the query."""
+        yield from self._db.execute(SAMPLE_ROWS, (session_id,))
+
+    def sample_envelope(
+        self, session_id: int, *, start: float, bucket_s: float
+    ) -> list[tuple[float, float | None, float | None, float | None]]:
+        """One session's samples in buckets of `bucket_s` seconds counted from epoch `start`,
+        oldest first: per bucket its first t, lowest and highest speed and highest cap (None
+        where every sample in it was unknown). A chart of hours draws these, not every row."""
+        return self._db.execute(SAMPLE_ENVELOPE, (session_id, start, bucket_s)).fetchall()
+
     def segments(self, session_id: int) -> list[SegmentRow]:
         rows = self._db.execute(
             f"SELECT {_columns(SegmentRow)} FROM segments WHERE session_id = ?"
@@ -187,6 +218,27 @@ class History:
 
 def _columns(row_type: type) -> str:
     return ", ".join(f.name for f in fields(row_type))
+
+
+# The queries the dashboard runs on every page view, named so a test can EXPLAIN them: each
+# walks an index (sessions_by_start, sessions_by_profile, events_by_session,
+# samples_by_session) and none reads the samples of more than one session.
+_NEWEST_FIRST = " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
+SESSIONS_PAGE = f"SELECT {_columns(SessionRow)} FROM sessions" + _NEWEST_FIRST
+PROFILE_PAGE = f"SELECT {_columns(SessionRow)} FROM sessions WHERE profile = ?" + _NEWEST_FIRST
+SESSION_COUNT = "SELECT COUNT(*) FROM sessions"
+PROFILE_COUNT = "SELECT COUNT(*) FROM sessions WHERE profile = ?"
+ENFORCED_STOPS = (
+    "SELECT session_id, COUNT(*) FROM events"
+    " WHERE session_id IN (SELECT value FROM json_each(?)) AND kind = ? GROUP BY session_id"
+)
+SAMPLE_ROWS = (
+    "SELECT t, speed_kmh, cap_kmh, mode, state FROM samples WHERE session_id = ? ORDER BY t"
+)
+SAMPLE_ENVELOPE = (
+    "SELECT MIN(t), MIN(speed_kmh), MAX(speed_kmh), MAX(cap_kmh) FROM samples"
+    " WHERE session_id = ?1 GROUP BY CAST((t - ?2) / ?3 AS INTEGER) ORDER BY 1"
+)
 
 
 def _session_row(row: tuple) -> SessionRow:

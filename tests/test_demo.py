@@ -3,11 +3,14 @@ walker, watched through the socket like the dashboard watches it."""
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,14 @@ from device.ipc_client import DeviceClient, DeviceOffline
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 # The routine starts the belt at 2 s and presses START at 5 s; 8 s leaves room to see both.
 DURATION_S = 8.0
 
@@ -25,8 +36,9 @@ def test_demo_walker_moves_the_belt_starts_a_session_and_the_demo_stops_cleanly(
     socket_dir: Path, tmp_path: Path
 ) -> None:
     sock, db = socket_dir / "device.sock", tmp_path / "demo.db"
+    port = free_port()
     argv = [sys.executable, "-m", "device.cli", "demo", "--duration", str(DURATION_S)]
-    argv += ["--db", str(db), "--socket", str(sock)]
+    argv += ["--db", str(db), "--socket", str(sock), "--port", str(port)]
     out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         demo = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err)
@@ -34,14 +46,20 @@ def test_demo_walker_moves_the_belt_starts_a_session_and_the_demo_stops_cleanly(
         seen = watch(DeviceClient(sock, timeout=2.0), demo, until=time.monotonic() + DURATION_S)
         assert seen["top_speed_kmh"] > 0, seen
         assert "running" in seen["states"], seen
+        # the dashboard serves the same treadmill
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as reply:
+            assert json.load(reply)["state"] in ("running", "paused")
         assert demo.wait(timeout=DURATION_S + 5) == 0, err_path.read_text()
     finally:
         if demo.poll() is None:
             demo.kill()
             demo.wait(timeout=5)
 
-    printed = re.findall(r"(\d+\.\d+|--) km/h", out_path.read_text())
-    assert len(printed) >= DURATION_S - 3, out_path.read_text()
+    said = out_path.read_text()
+    assert f"dashboard: http://127.0.0.1:{port}/" in said
+    assert re.search(r"admin password \(settings\): \S{8,}", said)
+    printed = re.findall(r"(\d+\.\d+|--) km/h", said)  # a status line every 5 s
+    assert len(printed) >= 1, said
     assert any(speed != "--" and float(speed) > 0 for speed in printed)
     assert "Traceback" not in err_path.read_text()
     assert not sock.exists()
