@@ -1,0 +1,96 @@
+"""A real browser (Debian's Chromium, driven by Playwright) against `retrotread demo`.
+
+Never downloads a browser: Playwright launches /usr/bin/chromium. Outside CI a machine
+without Chromium skips these tests with the reason; under CI=true they fail instead, because
+.ci/run installs Chromium and a browser that cannot start there is a broken build.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browsing import REPO, Demo
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags the workplace's headless Chromium needs: no sandbox as root, and no background
+# traffic to Google's services on a machine with no network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    """`retrotread demo` on a free port with its own history file and socket."""
+    work = Path(tempfile.mkdtemp(dir="/tmp", prefix="rt-browser-"))
+    port = _free_port()
+    log = work / "demo.log"
+    argv = [sys.executable, "-m", "device.cli", "demo", "--port", str(port)]
+    argv += ["--db", str(work / "demo.db"), "--socket", str(work / "device.sock")]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    running = Demo(url=f"http://127.0.0.1:{port}", db=work / "demo.db", process=process, log=log)
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the demo exited {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(running.url + "/healthz", timeout=1) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the demo did not answer in 20 s:\n{log.read_text()}")
+        time.sleep(0.1)
+    found = re.search(r"admin password \(settings\): (\S+)", log.read_text())
+    running.password = found.group(1) if found else ""
+    yield running
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import Error, sync_playwright
+
+    with sync_playwright() as playwright:
+        try:
+            if not os.path.exists(CHROMIUM):
+                raise FileNotFoundError(f"{CHROMIUM} is missing (apt-get install chromium)")
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except (Error, FileNotFoundError) as exc:
+            if os.environ.get("CI"):
+                pytest.fail(f"the browser cannot start under CI: {exc}")
+            pytest.skip(f"no browser here: {exc}")
+        yield chromium
+        chromium.close()

@@ -1,0 +1,131 @@
+"""The dashboard in a real browser, against `retrotread demo`: what a newcomer sees.
+
+One story, in order (the demo is one treadmill, so the steps share it): the live numbers
+move; the simulator panel takes over the treadmill; a login; a start from the page; an
+over-speed from the panel brings the red countdown banner and then the enforced stop; the
+session ends and appears in the history with its chart. Throughout, no request leaves
+127.0.0.1 and the console stays free of errors. Screenshots go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+from browsing import Demo, Visit, open_page
+
+pytestmark = pytest.mark.browser
+
+SLOW_S = 20_000  # ms: the demo's walker and the daemon's grace work in real time
+
+
+def state_of(visit: Visit) -> str:
+    return visit.page.locator("#state").inner_text().strip().lower()
+
+
+def wait_for_state(visit: Visit, state: str, *, timeout: int = SLOW_S) -> None:
+    visit.page.wait_for_function(
+        "s => document.querySelector('#state').textContent.trim().toLowerCase() === s",
+        arg=state,
+        timeout=timeout,
+    )
+
+
+def panel_belt(visit: Visit, kmh: str) -> None:
+    visit.page.locator(f"[data-testid=demo-panel] button[data-kmh='{kmh}']").click()
+
+
+@pytest.fixture(scope="module")
+def live(browser, demo: Demo) -> Visit:
+    return open_page(browser, demo.url + "/")
+
+
+def test_the_live_numbers_move(live: Visit) -> None:
+    page = live.page
+    page.wait_for_function(
+        "() => document.querySelector('#connection').textContent.includes('live')",
+        timeout=SLOW_S,
+    )
+    # the demo's walker sets the belt to 1 km/h two seconds in: the big number follows
+    page.wait_for_function(
+        "() => parseFloat(document.querySelector('#speed').textContent) > 0.5", timeout=SLOW_S
+    )
+    assert page.locator("#mode").inner_text().strip().upper() in ("BACKWARD", "FORWARD")
+    live.screenshot("1-live-moving")
+
+
+def test_the_simulator_panel_takes_over_and_a_start_from_the_page_begins_a_session(
+    live: Visit, demo: Demo
+) -> None:
+    page = live.page
+    panel_belt(live, "0")  # the routine stops; the belt stops
+    if state_of(live) != "idle":
+        page.locator("[data-testid=demo-start-hold]").click()  # end the routine's session
+        wait_for_state(live, "idle")
+    # the page's controls need the admin password the demo printed
+    assert demo.password, demo.log.read_text()
+    page.goto(demo.url + "/login")
+    page.locator("#password").fill(demo.password)
+    page.locator("#password").press("Enter")
+    page.wait_for_url(re.compile(r"/(\?.*)?$"))
+    panel_belt(live, "1.0")
+    page.wait_for_function(
+        "() => parseFloat(document.querySelector('#speed').textContent) > 0.8", timeout=SLOW_S
+    )
+    page.locator("[data-testid=control-start]").click()
+    wait_for_state(live, "running")
+    assert "BACKWARD" in page.locator("#mode").inner_text().upper()
+    live.screenshot("2-started-from-the-page")
+
+
+def test_an_over_speed_from_the_panel_shows_the_countdown_then_the_stop(live: Visit) -> None:
+    page = live.page
+    panel_belt(live, "4.0")
+    banner = page.locator("[data-testid=warning-banner]")
+    banner.wait_for(state="visible", timeout=SLOW_S)
+    assert re.search(r"stopping in \d+ s", banner.inner_text(), re.IGNORECASE)
+    live.screenshot("3-over-speed-countdown")
+    # the grace runs out: the relay cuts the loop, the belt stops, the session pauses
+    wait_for_state(live, "paused")
+    page.wait_for_function(
+        "() => document.querySelector('#message').textContent.includes('Stopped')",
+        timeout=SLOW_S,
+    )
+    live.screenshot("4-enforced-stop")
+
+
+def test_the_finished_session_appears_in_the_history_with_its_chart(
+    live: Visit, demo: Demo
+) -> None:
+    page = live.page
+    page.locator("[data-testid=control-end]").click()
+    wait_for_state(live, "idle")
+    page.goto(demo.url + "/history")
+    newest = page.locator("table a").first
+    newest.wait_for(timeout=SLOW_S)
+    live.screenshot("5-history")
+    newest.click()
+    page.locator("[data-chart=session] svg").wait_for(timeout=SLOW_S)
+    timeline = page.locator("body").inner_text()
+    assert "enforced stop" in timeline.lower()
+    live.screenshot("6-session-chart")
+
+
+def test_no_request_left_this_computer_and_the_console_stayed_clean(live: Visit) -> None:
+    hosts = {urlparse(url).hostname for url in live.requests if url.startswith("http")}
+    assert hosts == {"127.0.0.1"}, sorted(live.requests)
+    assert live.console_errors == []
+
+
+def test_a_phone_reads_the_live_page_without_sideways_scrolling(browser, demo: Demo) -> None:
+    phone = open_page(browser, demo.url + "/", width=360, height=740)
+    phone.page.locator("#speed").wait_for()
+    width = phone.page.evaluate("() => document.scrollingElement.scrollWidth")
+    assert width <= 360
+    size = phone.page.evaluate(
+        "() => parseFloat(getComputedStyle(document.querySelector('#speed')).fontSize)"
+    )
+    assert size >= 64  # readable from 3 m
+    phone.screenshot("7-phone-360px")
+    assert phone.console_errors == []
