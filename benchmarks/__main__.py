@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import estimator_bench, reaction_bench, simulate_bench
+from benchmarks import estimator_bench, live_bench, reaction_bench, simulate_bench, web_bench
 from benchmarks.table import Row, render
 
 # (title, function returning the section's rows); later sections append here.
@@ -16,6 +16,8 @@ SECTIONS: list[tuple[str, Callable[[], list[Row]]]] = [
     (estimator_bench.TITLE, estimator_bench.rows),
     (simulate_bench.TITLE, simulate_bench.rows),
     (reaction_bench.TITLE, reaction_bench.rows),
+    (web_bench.TITLE, web_bench.rows),
+    (live_bench.TITLE, live_bench.rows),
 ]
 
 
