@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and print it")
     check.add_argument("path", nargs="?", help="config file (default /etc/retrotread/config.toml)")
 
+    from device.calibrate_cli import add_calibrate_parser  # its options live beside its code
+
+    add_calibrate_parser(commands)
+
     simulate = commands.add_parser("simulate", help="run a scenario in virtual time")
     simulate.add_argument("scenario", help="scenario TOML file ([config] and [[step]] tables)")
     simulate.add_argument("--db", help="keep the simulated history in this SQLite file")
@@ -63,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from device.config import check_config_main
 
         return check_config_main(args.path)
+    if args.command == "calibrate":
+        from device.calibrate_cli import calibrate_main
+
+        return calibrate_main(args)
     if args.command == "simulate":
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
         from device.simulate import simulate_main
