@@ -90,6 +90,7 @@ class Store(History):
             if not _looks_like_sqlite(self.path):  # SQLite would write its schema over it
                 not_sqlite = sqlite3.DatabaseError("file is not a database")
                 raise schema.open_error(not_sqlite, path=self.path)
+            _share_with_group(self.path)
         db = None
         try:
             db = sqlite3.connect(self.path, timeout=schema.BUSY_TIMEOUT_S, isolation_level=None)
@@ -343,3 +344,18 @@ def _looks_like_sqlite(path: str) -> bool:
     except OSError:  # no file yet, or one SQLite will describe better
         return True
     return header in (b"", b"SQLite format 3\x00")
+
+
+def _share_with_group(path: str) -> None:
+    """The history file, mode 0660 (or g+w on one we own). The dashboard runs as another user
+    in the file's group and, even read-only, a WAL reader may create the -shm and -wal files,
+    which SQLite makes with the database file's own mode: at 0640 the daemon could no longer
+    write beside them."""
+    try:
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o660))
+            os.chmod(path, 0o660)  # os.open's mode passes through the umask
+        elif os.stat(path).st_uid == os.geteuid():
+            os.chmod(path, os.stat(path).st_mode | 0o060)
+    except OSError:
+        pass  # not ours to change: SQLite's own open reports what matters, in one sentence

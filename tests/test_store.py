@@ -418,3 +418,13 @@ def test_simulation_keeps_its_history_in_memory() -> None:
         store.end_session(session_id, T0 + 1, EndReason.SHUTDOWN, distance_m=0.5)
         assert [(s.id, s.distance_m) for s in store.sessions()] == [(session_id, 0.5)]
         assert len(store.samples(session_id)) == 1
+
+
+def test_a_new_history_file_is_shared_with_the_dashboards_group(tmp_path):
+    # The dashboard runs as another user in the file's group; its read-only WAL reader may
+    # create -shm/-wal with the database's mode, which the daemon must still be able to write.
+    import stat as stat_module
+
+    path = tmp_path / "history.db"
+    Store(path).close()
+    assert stat_module.S_IMODE(path.stat().st_mode) & 0o060 == 0o060

@@ -85,13 +85,19 @@ class PasswordError(ValueError):
 
 
 def _write_private(
-    path: Path, data: bytes, *, clobber: bool, owner: tuple[int, int] | None = None
+    path: Path,
+    data: bytes,
+    *,
+    clobber: bool,
+    owner: tuple[int, int] | None = None,
+    mode: int = 0o600,
 ) -> None:
-    """Write `data` to `path` with mode 0600 through a fsynced temp file in the same directory,
-    so no reader ever sees half a key. clobber=False never replaces an existing file (a second
-    worker starting at the same moment): FileExistsError then."""
+    """Write `data` to `path` with `mode` (0600 unless told) through a fsynced temp file in the
+    same directory, so no reader ever sees half a key. clobber=False never replaces an existing
+    file (a second worker starting at the same moment): FileExistsError then."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mkstemp: mode 0600
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -137,8 +143,9 @@ def load_secret_key(state_dir: Path) -> bytes:
 
 def set_password(state_dir: str | os.PathLike[str], password: str) -> Path:
     """Store the admin password's hash (scrypt, salted) in `state_dir`/admin-password, mode
-    0600; return the file's path. Everyone logged in must log in again. Raises PasswordError
-    for a password under 8 characters, StateDirError when the file cannot be written."""
+    0640 (the dashboard's user reads it through the shared group); return the file's path.
+    Everyone logged in must log in again. Raises PasswordError for a password under 8
+    characters, StateDirError when the file cannot be written."""
     if len(password) < MIN_PASSWORD_CHARS:
         raise PasswordError(
             f"The password must have at least {MIN_PASSWORD_CHARS} characters; choose a longer one."
@@ -150,7 +157,8 @@ def set_password(state_dir: str | os.PathLike[str], password: str) -> Path:
         # `sudo retrotread set-password` must leave a file the dashboard's user can read.
         owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
         hashed = generate_password_hash(password, method="scrypt")
-        _write_private(path, (hashed + "\n").encode("ascii"), clobber=True, owner=owner)
+        # 0640: the dashboard runs as its own user in the state directory's group
+        _write_private(path, (hashed + "\n").encode("ascii"), clobber=True, owner=owner, mode=0o640)
     except OSError as exc:
         raise _state_problem(path, exc, "write the admin password") from None
     return path
