@@ -1,5 +1,6 @@
 """Calibration arithmetic: the belt travel per pulse (`[sensor] meters_per_pulse`) from a count
-at a known console speed, from the belt's length or from the roller's diameter; the error of
+at a known console speed, from the belt's length or from the roller's diameter; a serial
+bridge's factor (`[sensor] serial_scale`) from its readings at a console speed; the error of
 the current value at two console speeds; and saving a result into the config file.
 
 Counting times the first to the last magnet pass in the window instead of dividing the pulses
@@ -235,11 +236,6 @@ def save_setting(
         return write_config_changes(path, changes, base=config)
     except ConfigWriteError as exc:
         raise CalibrationError(str(exc)) from None
-
-
-def config_has(table: str, key: str) -> bool:
-    """True when the config file may hold `[table] key` (this version knows the key)."""
-    return key in RULES.get(table, {})
 
 
 def scale_for_console(reported_kmh: float, *, console_kmh: float, current: float) -> float:

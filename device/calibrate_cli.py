@@ -1,23 +1,24 @@
-"""`retrotread calibrate`: find the belt travel per pulse at the treadmill and, with --write,
-save it into the config file with its comments kept.
+"""`retrotread calibrate`: find the belt travel per pulse at the treadmill (or a serial
+bridge's speed factor) and, with --write, save it into the config file with its comments kept.
 
     retrotread calibrate --console-kmh 5                 count pulses with the belt at 5 km/h
     retrotread calibrate --belt-length-m 3.162 --magnets 1
     retrotread calibrate --roller-diameter-mm 50 --magnets 2 --belt-thickness-mm 1.6
     retrotread calibrate --check 2 5                     the current value's error at 2, 5 km/h
 
-A method combines with --check (which then checks the new value) and --write. Counting needs
-the sensor's pin, which the daemon owns: stop retrotread-device first. While counting, the
-safety-key relay is held in its rest state (loop closed), so a treadmill wired fail-safe can
-run; no cap is enforced, so nobody walks on the belt. The arithmetic is device/calibrate.py,
-the pin, serial port and terminal device/calibrate_rig.py.
+A method combines with --check (which then checks the new value) and --write. With a serial
+bridge, --console-kmh finds [sensor] serial_scale instead, on top of the one in use. Counting
+needs the sensor's pin, which the daemon owns: stop retrotread-device first. While counting,
+the safety-key relay is held in its rest state (loop closed), so a treadmill wired fail-safe
+can run; no cap is enforced, so nobody walks on the belt. The arithmetic is
+device/calibrate.py, the pin, serial port and terminal device/calibrate_rig.py.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from device.calibrate import (
     CONSOLE_READS_FAST_PCT,
@@ -27,7 +28,6 @@ from device.calibrate import (
     CalibrationError,
     SpeedCheck,
     check_verdict,
-    config_has,
     mpp_from_belt,
     mpp_from_count,
     mpp_from_roller,
@@ -53,7 +53,8 @@ retrotread-device first: counting needs the sensor's pin. Nobody walks on the be
   retrotread calibrate --console-kmh 5 --check 2 5 --write
 
 With a serial speed bridge ([sensor] kind = "serial"), --console-kmh and --check read the
-bridge's speed instead. hardware.md explains each method."""
+bridge's speed instead, and --console-kmh finds [sensor] serial_scale, the factor on its
+readings. hardware.md explains each method."""
 STOP_DAEMON = "sudo systemctl stop retrotread-device"
 RESTART_DAEMON = "sudo systemctl restart retrotread-device"
 
@@ -178,15 +179,15 @@ def _calibrate_bridge(args, config: Config, rig: Rig) -> Result | None:
         f"readings, {reading.rejected} lines without a speed) at {args.console_kmh:g} km/h "
         f"on the console ({signed_pct(off)})."
     )
-    now = getattr(config.sensor, "serial_scale", 1.0)
+    # The readings already carry the scale in use, so the new one is relative to it.
+    now = config.sensor.serial_scale
     scale = rounded(scale_for_console(reading.mean_kmh, console_kmh=args.console_kmh, current=now))
-    if not config_has("sensor", "serial_scale"):
-        rig.terminal.say(
-            f"This version has no [sensor] serial_scale setting: to match the console, make "
-            f"the bridge's firmware multiply its speed by {scale:g}."
-        )
-        return None
     rig.terminal.say(f"serial_scale = {scale:g} (now {now:g}).")
+    if abs(percent_off(scale, now)) > SURPRISE_PCT:
+        rig.terminal.say(
+            "A change this large usually means a wrong [sensor] unit or console speed: check "
+            "before you --write."
+        )
     how = f"at {args.console_kmh:g} km/h on the console"
     return Result("serial_scale", scale, how, "check the console speed and the bridge's unit")
 
@@ -240,13 +241,6 @@ def _run(args, rig: Rig) -> int:
         raise CalibrationError(str(exc)) from None
     path = args.config or DEFAULT_PATH
     bridge = config.sensor.kind == "serial"
-    no_scale_key = not config_has("sensor", "serial_scale")
-    if bridge and args.write and args.console_kmh is not None and no_scale_key:
-        raise CalibrationError(
-            "--write cannot save a serial bridge's calibration: this version has no "
-            "[sensor] serial_scale key; leave out --write and correct the bridge's firmware "
-            "by the factor calibrate shows."
-        )
     say = rig.terminal.say
     say(f"Config: {source}.")
     result = (_calibrate_bridge if bridge else _calibrate_hall)(args, config, rig)
@@ -265,11 +259,11 @@ def _run(args, rig: Rig) -> int:
 
 
 def _run_check(args, config: Config, result: Result | None, rig: Rig) -> None:
-    """Read the belt at the two --check speeds with the new meters_per_pulse (or the current
-    one) and say what the errors mean."""
+    """Read the belt at the two --check speeds with the new meters_per_pulse or serial_scale
+    (or the current one) and say what the errors mean."""
+    if result is not None:
+        config = replace(config, sensor=replace(config.sensor, **{result.key: result.value}))
     mpp = config.sensor.meters_per_pulse
-    if result is not None and result.key == "meters_per_pulse":
-        mpp = result.value
     checks = [
         measure_kmh(config, mpp=mpp, console_kmh=kmh, seconds=args.seconds, rig=rig)
         for kmh in args.check
@@ -281,10 +275,7 @@ def _run_check(args, config: Config, result: Result | None, rig: Rig) -> None:
         )
     setting, current = "[sensor] meters_per_pulse", mpp
     if config.sensor.kind == "serial":
-        current = getattr(config.sensor, "serial_scale", 1.0)
-        setting = "[sensor] serial_scale"
-        if not config_has("sensor", "serial_scale"):
-            setting = "the speed factor in the bridge's firmware"
+        setting, current = "[sensor] serial_scale", config.sensor.serial_scale
     for line in check_verdict(checks, setting=setting, current=current):
         rig.terminal.say(line)
 
@@ -333,7 +324,7 @@ def add_calibrate_parser(commands) -> argparse.ArgumentParser:
     """The `calibrate` subcommand on the `retrotread` parser's subparsers."""
     parser = commands.add_parser(
         "calibrate",
-        help="measure [sensor] meters_per_pulse at the treadmill",
+        help="measure [sensor] meters_per_pulse (or a bridge's serial_scale) at the treadmill",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -136,19 +136,15 @@ class BridgeReading:
 
 
 def read_bridge(config: Config, *, seconds: float, rig: Rig) -> BridgeReading:
-    """The serial bridge's speed readings over `seconds`, averaged, with the serial scale
-    this config has (1 when it has none) applied."""
+    """The serial bridge's speed readings over `seconds`, averaged, as the daemon would see
+    them: with this config's [sensor] serial_scale applied (by the source, once)."""
     from device.sources import SerialSpeedSource, SourceError
 
     sensor = config.sensor
     speeds: list[float] = []
     try:
-        source = SerialSpeedSource(
-            sensor.url,
-            baud=sensor.baud,
-            pattern=sensor.pattern,
-            unit=sensor.unit,
-            stale_s=sensor.stale_s,
+        source = SerialSpeedSource.from_config(
+            sensor,
             on_speed=lambda _t, kmh: speeds.append(kmh),
             clock=rig.clock,
             serial_for_url=rig.serial_for_url,
@@ -164,5 +160,4 @@ def read_bridge(config: Config, *, seconds: float, rig: Rig) -> BridgeReading:
             f"({source.rejected_lines} line(s) held none); check that the bridge sends, and "
             "[sensor] baud, pattern and unit."
         )
-    scale = getattr(sensor, "serial_scale", 1.0)
-    return BridgeReading(sum(speeds) / len(speeds) * scale, len(speeds), source.rejected_lines)
+    return BridgeReading(sum(speeds) / len(speeds), len(speeds), source.rejected_lines)

@@ -65,6 +65,8 @@ class SensorConfig:
     pattern: str = r"(?P<speed>[-+]?\d+(?:\.\d+)?)"
     unit: str = "km/h"  # "km/h" | "mph" | "m/s"
     stale_s: float = 2.0
+    # factor on every serial reading: 1.0 trusts the bridge; calibrate finds it at a console speed
+    serial_scale: float = 1.0
 
 
 @dataclass(frozen=True)

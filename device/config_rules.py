@@ -52,6 +52,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "pattern": SpeedPattern(),
         "unit": Choice(("km/h", "mph", "m/s")),
         "stale_s": Number(0.2, 60, "s"),
+        # unitless: the words after the range read "... from 0.5 to 2 (a factor ...), not 3."
+        "serial_scale": Number(0.5, 2, "(a factor on the bridge's speed)"),
     },
     "buttons": {
         "start_pin": GpioPin(),

@@ -168,12 +168,8 @@ class Daemon:
                 pin_factory=self.pin_factory,
                 clock=self.clock,
             )
-        source = SerialSpeedSource(
-            sensor.url,
-            baud=sensor.baud,
-            pattern=sensor.pattern,
-            unit=sensor.unit,
-            stale_s=sensor.stale_s,
+        source = SerialSpeedSource.from_config(
+            sensor,
             on_speed=lambda t, kmh: self.inputs.put(Input("speed", t, kmh)),
             clock=self.clock,
         )

@@ -13,6 +13,7 @@ import pytest
 import serial
 from virtual_clock import VirtualClock
 
+from device.config import SensorConfig
 from device.sources import SerialSpeedSource, SourceError
 from device.sources.serial_line import LineSplitter
 
@@ -78,9 +79,11 @@ class CountingOpener:
     def __init__(self):
         self.attempts = 0
         self.ports: list[serial.SerialBase] = []
+        self.settings: list[dict] = []
 
     def __call__(self, url, **kwargs):
         self.attempts += 1
+        self.settings.append(kwargs)
         port = serial.serial_for_url(url, **kwargs)
         self.ports.append(port)
         return port
@@ -122,6 +125,59 @@ def test_speed_in_each_unit_is_reported_in_kmh(unit, line, kmh, readings):
         wait_until(lambda: readings.speeds)
     assert readings.items == [(50.0, pytest.approx(kmh))]
     assert source.speed_kmh(50.0) == pytest.approx(kmh)
+
+
+def test_serial_scale_corrects_a_bridge_that_reads_fast(readings):
+    opener = CountingOpener()
+    source = SerialSpeedSource(
+        "loop://", scale=1.05, on_speed=readings, serial_for_url=opener, **QUICK
+    )
+    with source:
+        wait_until(lambda: source.connected)
+        opener.ports[-1].write(b"3.00\n")
+        wait_until(lambda: readings.speeds)
+    assert readings.speeds == [pytest.approx(3.15)]
+
+
+def test_a_reading_made_absurd_by_the_scale_is_rejected(readings):
+    # 39 km/h is a (fast) belt; scaled by 1.05 it is past what any belt runs
+    opener = CountingOpener()
+    source = SerialSpeedSource(
+        "loop://", scale=1.05, on_speed=readings, serial_for_url=opener, **QUICK
+    )
+    with source:
+        wait_until(lambda: source.connected)
+        opener.ports[-1].write(b"39\n38\n")
+        wait_until(lambda: readings.speeds)
+        assert readings.speeds == [pytest.approx(39.9)]
+        assert source.rejected_lines == 1
+
+
+def test_source_from_the_sensor_table_carries_every_key(readings):
+    sensor = SensorConfig(
+        kind="serial",
+        url="loop://",
+        baud=19200,
+        pattern=r"SPD:(?P<speed>\d+(?:\.\d+)?)",
+        unit="mph",
+        stale_s=0.5,
+        serial_scale=1.1,
+    )
+    opener = CountingOpener()
+    clock = VirtualClock(10.0)
+    source = SerialSpeedSource.from_config(
+        sensor, on_speed=readings, clock=clock, serial_for_url=opener
+    )
+    assert source.url == "loop://"
+    with source:
+        wait_until(lambda: source.connected)
+        opener.ports[-1].write(b"boot 9\nSPD:2.0\n")  # the pattern skips the boot line
+        wait_until(lambda: readings.speeds)
+        assert source.rejected_lines == 1
+    assert opener.settings[0]["baudrate"] == 19200
+    assert readings.items == [(10.0, pytest.approx(2.0 * 1.609344 * 1.1))]
+    assert source.speed_kmh(10.5) == pytest.approx(3.5406, abs=1e-4)
+    assert source.speed_kmh(10.51) is None  # stale after 0.5 s, not the default 2 s
 
 
 def test_bridge_debug_text_and_crlf_lines_are_parsed_with_the_configured_pattern(cable, readings):

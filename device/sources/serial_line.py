@@ -19,10 +19,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import serial
 
 from device.sources import SourceError
+
+if TYPE_CHECKING:
+    from device.config import SensorConfig
 
 log = logging.getLogger("retrotread.serial")
 
@@ -46,9 +50,11 @@ class SerialSpeedSource:
     seconds: a silent bridge means the speed is unknown, not constant.
 
     `pattern` is a regular expression with a named group `speed`, searched in each line;
-    `unit` is "km/h", "mph" or "m/s". Readings below zero or above `max_kmh` are rejected
-    like garbage. Reconnect delays start at `backoff_s[0]` seconds and double up to
-    `backoff_s[1]`; `read_timeout_s` bounds how long `close()` waits for the reader.
+    `unit` is "km/h", "mph" or "m/s", and `scale` a factor on every reading ([sensor]
+    serial_scale, for a bridge that reads fast or slow). Readings below zero or above
+    `max_kmh` km/h once scaled are rejected like garbage. Reconnect delays start at
+    `backoff_s[0]` seconds and double up to `backoff_s[1]`; `read_timeout_s` bounds how long
+    `close()` waits for the reader.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class SerialSpeedSource:
         baud: int = 9600,
         pattern: str = r"(?P<speed>[-+]?\d+(?:\.\d+)?)",
         unit: str = "km/h",
+        scale: float = 1.0,
         stale_s: float = 2.0,
         on_speed: Callable[[float, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -72,7 +79,11 @@ class SerialSpeedSource:
         if unit not in UNIT_FACTORS:
             choices = ", ".join(UNIT_FACTORS)
             raise SourceError(f"[sensor] unit {unit!r} is not one of {choices}; fix the config.")
-        self._factor = UNIT_FACTORS[unit]
+        if not (math.isfinite(scale) and scale > 0):
+            raise SourceError(
+                f"[sensor] serial_scale {scale!r} must be a positive factor; fix the config."
+            )
+        self._factor = UNIT_FACTORS[unit] * scale
         self._stale_s = stale_s
         self._on_speed = on_speed
         self._clock = clock
@@ -91,6 +102,30 @@ class SerialSpeedSource:
         self._outage_logged = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        sensor: SensorConfig,
+        *,
+        on_speed: Callable[[float, float], None] | None,
+        clock: Callable[[], float] = time.monotonic,
+        serial_for_url: Callable[..., serial.SerialBase] = serial.serial_for_url,
+    ) -> SerialSpeedSource:
+        """The source the [sensor] table describes (url, baud, pattern, unit, stale_s,
+        serial_scale), not yet started; the daemon and calibrate both build it here, so a
+        reading is scaled the same way, exactly once, in both."""
+        return cls(
+            sensor.url,
+            baud=sensor.baud,
+            pattern=sensor.pattern,
+            unit=sensor.unit,
+            scale=sensor.serial_scale,
+            stale_s=sensor.stale_s,
+            on_speed=on_speed,
+            clock=clock,
+            serial_for_url=serial_for_url,
+        )
 
     # -- what the daemon reads -------------------------------------------------------------
 
