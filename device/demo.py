@@ -27,7 +27,8 @@ from device.scenario import SimulatedBelt, Step, parse_scenario
 log = logging.getLogger("retrotread.demo")
 
 # A beginner's backward session, then a forward stretch, a break and a second backward
-# segment, ended with a long press; then it starts over. Times in seconds from the start.
+# segment with a moment over the cap, ended with a long press; then it starts over. Times in
+# seconds from the start.
 ROUTINE = {
     "step": [
         {"at": 2, "belt_kmh": 1.0, "ripple_pct": 5},
@@ -41,6 +42,10 @@ ROUTINE = {
         {"at": 300, "belt_kmh": 0.0},
         {"at": 318, "belt_kmh": 1.2, "ripple_pct": 5},
         {"at": 320, "press": "direction"},
+        # back to backward, the cap is the start cap again: a moment too fast brings the
+        # warning, and slowing down within the grace clears it
+        {"at": 350, "belt_kmh": 2.7, "ripple_pct": 5},
+        {"at": 354, "belt_kmh": 1.5, "ripple_pct": 5},
         {"at": 380, "belt_kmh": 1.8, "ripple_pct": 5},
         {"at": 440, "belt_kmh": 0.0},
         {"at": 443, "press": "start", "hold": 2.5},

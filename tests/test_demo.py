@@ -113,3 +113,22 @@ def test_demo_with_a_history_path_it_cannot_create_exits_with_one_sentence(
     naming = [line for line in done.stderr.splitlines() if str(regular_file) in line]
     assert len(naming) == 1, done.stderr
     assert naming[0].rstrip().endswith("."), done.stderr
+
+
+def test_the_demo_routine_tells_a_whole_session_with_a_warning_that_clears() -> None:
+    # The walker's routine, run through the simulator's virtual time (the same core the
+    # demo's daemon ticks): a newcomer sees every part of the story without touching a thing.
+    from device.demo import ROUTINE
+    from device.scenario import parse_scenario
+    from device.simulate import Simulation
+    from device.store import Store
+
+    report = Simulation(parse_scenario(ROUTINE, source="demo"), Store(":memory:")).run()
+    kinds = [event["kind"] for event in report.events]
+    assert kinds[0] == "session_started"
+    assert "mode_changed" in kinds and "session_paused" in kinds
+    assert kinds.index("overspeed_warning") < kinds.index("overspeed_cleared")
+    assert "enforced_stop" not in kinds  # the walker slows down in time
+    (ended,) = [event for event in report.events if event["kind"] == "session_ended"]
+    assert ended["reason"] == "button"
+    assert ended["backward_s"] > 300 and ended["forward_s"] > 60

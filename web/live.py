@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from device.program import GUEST
 from web import site
 from web.hub import StatusHub, hub_for
 
@@ -59,11 +60,20 @@ def _cap(status: Mapping[str, Any]) -> str:
     return text
 
 
-def _program(program: Mapping[str, Any] | None) -> str:
+def _program(status: Mapping[str, Any]) -> str:
+    program = status.get("program")
     if not program:
         return ""
+    if status.get("profile") == GUEST and program.get("week") is None:
+        # a gym's walk-up user: no progress is kept, so there is no program to follow
+        return "walk-up guest: every session starts at level 1"
     if program.get("finished"):
-        return "4-week program complete" if program.get("week") is None else "program complete"
+        weeks = len(program.get("per_week") or ())
+        return (
+            f"{weeks}-week program complete"
+            if program.get("week") is None
+            else ("program complete")
+        )
     if program.get("week") is None:
         return "the program starts with the first session"
     done, target = program.get("sessions_done", 0), program.get("sessions_target", 0)
@@ -136,7 +146,7 @@ def view(status: Mapping[str, Any] | None) -> dict[str, str]:
         "kcal": "--" if kcal is None else f"{kcal:.0f} kcal",
         "cap": _cap(status),
         "level": _level(status),
-        "program": _program(status.get("program")),
+        "program": _program(status),
         "sensor": _sensor(status),
         "warning": _warning(status),
         "warning_detail": _warning_detail(status),

@@ -318,6 +318,7 @@ def test_view_words_for_a_long_walk_and_a_finished_program(
             elapsed_s=4502.0,
             distance_m=3456.0,
             next_cap_kmh=None,
+            profile="home",  # the home walker keeps a program; a gym's guest has none
             level=3,
             running_unlocked=True,
             program={
@@ -334,6 +335,17 @@ def test_view_words_for_a_long_walk_and_a_finished_program(
     assert words["cap"] == "cap 2.0 km/h"
     assert words["level"] == "level 3, running unlocked"
     assert words["program"] == "4-week program complete"
+
+
+def test_a_gyms_walk_up_guest_is_told_there_is_no_program_to_follow(
+    running_status: Callable[..., dict[str, Any]],
+) -> None:
+    guest = running_status(
+        profile="guest",
+        program={"week": None, "sessions_done": 0, "sessions_target": 4,
+                 "per_week": [0, 0, 0, 0], "finished": False},
+    )  # fmt: skip
+    assert live.view(guest)["program"] == "walk-up guest: every session starts at level 1"
 
 
 # -- /api/stream ------------------------------------------------------------------------------
