@@ -17,8 +17,6 @@ Pure: no clock and no I/O; `EnergyMeter.add` is told the seconds that passed.
 
 from __future__ import annotations
 
-import math
-
 from device.modes import Mode
 
 __all__ = [
@@ -44,9 +42,14 @@ def _m_per_min(speed_kmh: float) -> float:
     return speed_kmh * 1000.0 / 60.0
 
 
+# No treadmill belt runs this fast: a larger figure is a broken reading, not exercise, and
+# near float's limit the formulas overflow to inf and then to nan.
+NO_BELT_RUNS_KMH = 100.0
+
+
 def _belt_moving(speed_kmh: float | None) -> bool:
-    # `not x > 0` is also true for nan
-    return speed_kmh is not None and speed_kmh > 0 and not math.isinf(speed_kmh)
+    # `not x > 0` is also true for nan; the upper bound also rules out inf
+    return speed_kmh is not None and 0 < speed_kmh < NO_BELT_RUNS_KMH
 
 
 def vo2_ml_kg_min(speed_kmh: float | None, mode: Mode | str, grade: float = 0.0) -> float:

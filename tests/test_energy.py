@@ -137,3 +137,8 @@ def test_meter_kcal_are_proportional_to_time_however_it_is_ticked(
     for seconds in ticks:
         meter.add(seconds, kmh, mode)
     assert meter.kcal == pytest.approx(kcal_per_min(kmh, mode, 70) * sum(ticks) / 60)
+
+
+def test_an_absurd_speed_reading_counts_as_no_exercise_rather_than_nan() -> None:
+    # found by hypothesis: 1.8e305 km/h overflowed to inf in m/min, and inf x 0 grade to nan
+    assert kcal_per_min(1.797693134862316e305, Mode.BACKWARD, 30.0) == 0.0
