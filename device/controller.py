@@ -75,7 +75,6 @@ class Controller:
         self._pending = TickResult()
         self._led: LedPattern | None = None
         self._next_sample_t = t
-        self._started_t = t
         self._show_mode(t)
 
     # -- inputs from the adapters ----------------------------------------------------------
@@ -211,8 +210,7 @@ class Controller:
                 in_session=self.session.in_session,
             ),
         )
-        if t >= self._next_sample_t:
-            schedule = self.cap(t)
+        if t >= self._next_sample_t:  # the guard's actions leave mode and segment, so the cap
             self._pending.sample = Sample(
                 t=t,
                 speed_kmh=None if speed is None else round(speed, 2),

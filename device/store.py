@@ -146,11 +146,6 @@ class Store(History):
 
         self._commit(turn)
 
-    def close_segment(self, session_id: int, t: float) -> None:
-        """Close the open segment at `t`, its distance integrated from the samples."""
-        self._require_open(session_id)
-        self._commit(lambda: self._close_segments(session_id, t))
-
     def add_sample(self, sample: Sample) -> None:
         """Buffer one sample for the next flush."""
         self._require_open(sample.session_id)
