@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_PATH",
     "BackwardConfig",
     "ButtonsConfig",
+    "CheckSensorConfig",
     "Config",
     "ConfigError",
     "EnforceConfig",
@@ -54,6 +55,15 @@ class MachineConfig:
 
 
 @dataclass(frozen=True)
+class CheckSensorConfig:
+    """A second, independent hall sensor ([sensor.check]) that checks the first: a second
+    magnet on the roller, or one on the motor pulley."""
+
+    pin: int = 27
+    meters_per_pulse: float = 0.157
+
+
+@dataclass(frozen=True)
 class SensorConfig:
     kind: str = "hall"  # "hall" | "serial"
     pin: int = 17
@@ -67,6 +77,8 @@ class SensorConfig:
     stale_s: float = 2.0
     # factor on every serial reading: 1.0 trusts the bridge; calibrate finds it at a console speed
     serial_scale: float = 1.0
+    # [sensor.check]: None when no second sensor is fitted
+    check: CheckSensorConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,8 @@ class EnforceConfig:
     action: str = "relay"  # "relay" | "none"
     mode: str = "pulse"  # "pulse" | "latch"
     pulse_s: float = 2.0
+    # backward mode, belt over the start cap, and nobody started a session: "warn" or "stop"
+    without_session: str = "warn"
 
 
 @dataclass(frozen=True)
@@ -134,6 +148,8 @@ class ProgramConfig:
     weight_kg: float = 70.0  # body weight for the energy estimate
     level_up_sessions: int = 4
     qualifying_backward_s: float = 600.0
+    # a second of backward walking counts toward qualifying_backward_s at this share of the cap
+    qualifying_share: float = 0.8
     running_unlock_sessions: int = 12
     running_unlock_kmh: float = 5.0
     running_unlock_s: float = 300.0
@@ -199,6 +215,10 @@ def _parse_tables(data: Mapping[str, Any], *, source: str) -> dict[str, dict[str
         rules = RULES[table]
         parsed[table] = {}
         for key, value in entries.items():
+            sub = f"{table}.{key}"
+            if sub in RULES:  # a table inside a table: [sensor.check]
+                parsed.update(_parse_tables({sub: value}, source=source))
+                continue
             if key not in rules:
                 hint = _did_you_mean(key, rules)
                 raise ConfigError(
@@ -226,6 +246,8 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> C
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the config must be a table of tables, not {show(data)}.")
     parsed = _parse_tables(data, source=source)
+    if "sensor.check" in parsed:
+        parsed.setdefault("sensor", {})["check"] = CheckSensorConfig(**parsed["sensor.check"])
     config = Config(**{name: cls(**parsed.get(name, {})) for name, cls in _tables().items()})
     check_across(config, source=source)
     return config
@@ -239,7 +261,11 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
         out[name] = {}
         for f in fields(table):
             value = getattr(table, f.name)
-            if value is None and isinstance(RULES[name].get(f.name), GpioPin):
+            if isinstance(value, CheckSensorConfig):
+                value = {c.name: getattr(value, c.name) for c in fields(value)}
+            elif value is None and f.name == "check":
+                continue  # no second sensor: no [sensor.check] table
+            elif value is None and isinstance(RULES[name].get(f.name), GpioPin):
                 value = "none"
             elif isinstance(value, tuple):
                 value = list(value)
@@ -335,8 +361,14 @@ def format_config(config: Config, *, source: str) -> str:
     """The resolved config as TOML text (it loads back to the same Config)."""
     lines = [f"# retrotread config resolved from {source}; keys not in the file are defaults"]
     for table, entries in config_to_dict(config).items():
+        inner = {key: value for key, value in entries.items() if isinstance(value, dict)}
         lines += ["", f"[{table}]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in entries.items()]
+        lines += [
+            f"{key} = {_toml_value(value)}" for key, value in entries.items() if key not in inner
+        ]
+        for key, values in inner.items():  # [sensor.check] after the keys of [sensor]
+            lines += ["", f"[{table}.{key}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -55,6 +55,10 @@ RULES: dict[str, dict[str, Rule]] = {
         # unitless: the words after the range read "... from 0.5 to 2 (a factor ...), not 3."
         "serial_scale": Number(0.5, 2, "(a factor on the bridge's speed)"),
     },
+    "sensor.check": {
+        "pin": GpioPin(),
+        "meters_per_pulse": Number(0.01, 5, "m"),
+    },
     "buttons": {
         "start_pin": GpioPin(),
         "direction_pin": GpioPin(),
@@ -80,14 +84,17 @@ RULES: dict[str, dict[str, Rule]] = {
         "ramp_step_kmh": Number(0.05, 2, "km/h"),
         "ramp_every_s": Number(5, 600, "s"),
         "level_caps_kmh": NumberList(_KMH_CAP, 1, 10),
-        "tolerance_kmh": Number(0, 2, "km/h"),
-        "grace_s": Number(1, 60, "s"),
+        # safety margins: bounded so no file can widen them past what still protects a
+        # walker; anything looser than the shipped default is shown on the live page
+        "tolerance_kmh": Number(0, 1, "km/h"),
+        "grace_s": Number(1, 20, "s"),
         "running_cap_kmh": _KMH_CAP,
     },
     "enforce": {
         "action": Choice(("relay", "none")),
         "mode": Choice(("pulse", "latch")),
         "pulse_s": Number(0.2, 30, "s"),
+        "without_session": Choice(("warn", "stop")),
     },
     "storage": {
         "db": Text("a file path for the SQLite database", shape=r"(?s)(?=.*\S).+"),
@@ -106,6 +113,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "weight_kg": Number(30, 250, "kg"),
         "level_up_sessions": Count(1, 50, "sessions"),
         "qualifying_backward_s": Number(60, 3600, "s"),
+        "qualifying_share": Number(0.5, 1, "(a share of the cap in force)"),
         "running_unlock_sessions": Count(1, 200, "sessions"),
         "running_unlock_kmh": _KMH_CAP,
         "running_unlock_s": Number(10, 3600, "s"),
@@ -133,6 +141,8 @@ def _pins_in_use(config: Config) -> list[tuple[str, int]]:
     # A serial sensor reads its port, so its pin is free for other functions.
     if config.sensor.kind == "hall":
         pins.insert(0, ("[sensor] pin", config.sensor.pin))
+    if config.sensor.check is not None:
+        pins.insert(1, ("[sensor.check] pin", config.sensor.check.pin))
     return [(name, pin) for name, pin in pins if pin is not None]
 
 
@@ -142,7 +152,7 @@ def _one_function_per_pin(config: Config) -> tuple[str, str] | None:
         if pin in owner:
             return (
                 f"{owner[pin]} and {name} both use GPIO {pin}; give each function its own pin",
-                name.replace("[", "").replace("] ", "."),
+                name.replace("[", "").replace("] ", "."),  # "[sensor.check] pin": sensor.check.pin
             )
         owner[pin] = name
     return None

@@ -155,7 +155,7 @@ BAD_VALUES = [
         "two minutes",
         'hold_s must be a number from 0 to 3600 s, not "two minutes".',
     ),
-    ("backward.grace_s", "0", "[backward] grace_s must be a number from 1 to 60 s, not 0."),
+    ("backward.grace_s", "0", "[backward] grace_s must be a number from 1 to 20 s, not 0."),
     ("backward.level_caps_kmh", "3, 5, 4", "must not fall from one level to the next"),
     ("backward.start_cap_kmh", "3.5", "(3.5 km/h) must not be above the first of level_caps_kmh"),
     ("backward.level_caps_kmh", "", "[backward] level_caps_kmh must be a list of 1 to 10 numbers"),
@@ -309,7 +309,7 @@ def test_a_file_broken_by_hand_turns_saving_off_with_its_sentence(
     form = form_values(operator)
     config_file.write_text("[backward]\ngrace_s = 0\n")
     page = operator.get("/settings").get_data(as_text=True)
-    assert f"{config_file}: [backward] grace_s must be a number from 1 to 60 s" in page
+    assert f"{config_file}: [backward] grace_s must be a number from 1 to 20 s" in page
     form["backward.hold_s"] = "60"
     assert operator.post("/settings", data=form).status_code == 409
     assert config_file.read_text() == "[backward]\ngrace_s = 0\n" and fake_device.requests == []
