@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="run a scenario in virtual time")
     simulate.add_argument("scenario", help="scenario TOML file ([config] and [[step]] tables)")
     simulate.add_argument("--db", help="keep the simulated history in this SQLite file")
+    simulate.add_argument(
+        "--trace",
+        action="store_true",
+        help="add a row per tick: the belt's true speed beside what the device read and did",
+    )
 
     demo = commands.add_parser("demo", help="a simulated treadmill and walker, no hardware")
     demo.add_argument("--port", type=int, default=8080, help="dashboard port (default 8080)")
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
         from device.simulate import simulate_main
 
-        return simulate_main(args.scenario, db=args.db)
+        return simulate_main(args.scenario, db=args.db, trace=args.trace)
     if args.command == "device":
         from device.daemon import run_device
         from device.ipc_protocol import default_socket_path

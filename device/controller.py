@@ -14,20 +14,23 @@ from typing import Any
 from device.config import Config
 from device.events import Event, EventKind
 from device.governor import CapSchedule, Governor
-from device.guard import WALKER_READS, WARNING_LIGHT, Actions, Guard
+from device.guard import NO_SESSION_READS, WALKER_READS, WARNING_LIGHT, Actions, Belt, Guard
 from device.modes import EndReason, Mode, SessionState
 from device.program import Profile, SessionSummary
 from device.progression import Progression
 from device.readings import ReadingSpeed
+from device.sensor_trust import ENFORCE_WINDOW_S, PulseTrust, SensorWatch
 from device.session import SessionMachine
 from device.signals import LedPattern, Tune
 from device.speed import SpeedEstimator
 from device.status import device_status
 from device.tick import OutputChange, Sample, TickResult
 
-# Enforcement looks at the mean over this window, so a foot strike's dip and surge cancel out.
-ENFORCE_WINDOW_S = 3.0
 SAMPLE_EVERY_S = 1.0
+# Forward and back to backward within this long, at a speed under the cap the walker had,
+# carries that cap on: a bumped DIRECTION button must not cost an earned cap (and bring the
+# abrupt stop of a walker who is walking correctly).
+TURN_BACK_WITHIN_S = 60.0
 
 EVENT_TUNES = {
     EventKind.SESSION_STARTED: Tune.START,
@@ -70,6 +73,15 @@ class Controller:
             config.sensor.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh
         )
         self.readings = ReadingSpeed(stale_s=config.sensor.stale_s)
+        check = config.sensor.check
+        self.check_estimator = (
+            None
+            if check is None
+            else SpeedEstimator(check.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh)
+        )
+        self.sensor = self._sensor_watch()
+        self._last_cap: float | None = None  # the session's cap at the last tick
+        self._turned: tuple[float, float, float] | None = None  # forward at: t, walked, cap
         self.message = ""  # the last thing the walker should read, e.g. why a start was refused
         self._auto_refused = False
         self._pending = TickResult()
@@ -81,7 +93,13 @@ class Controller:
 
     def pulse(self, t: float) -> None:
         """A hall or reed edge at monotonic time t (the edge's own time, not the callback's)."""
-        self.estimator.pulse(t)
+        assert self.sensor.primary is not None
+        self.sensor.primary.pulse(t)
+
+    def check_pulse(self, t: float) -> None:
+        """An edge of the check sensor ([sensor.check]); ignored when none is configured."""
+        if self.sensor.check is not None:
+            self.sensor.check.pulse(t)
 
     def speed_reading(self, t: float, kmh: float) -> None:
         """A speed reported by a serial bridge or console."""
@@ -91,7 +109,9 @@ class Controller:
         self.session.start_down(t)
 
     def start_up(self, t: float) -> None:
-        # START on the treadmill is what releases a latched safety stop
+        # START on the treadmill is what releases a latched safety stop, and a latched sensor
+        # fault once the belt was seen stopped
+        self.sensor.start_pressed(t)
         self._carry_out(t, self.guard.release_latch(t))
         action = self.session.start_up(t)
         if action == "end":
@@ -141,18 +161,35 @@ class Controller:
         self.session.fast_kmh = config.program.running_unlock_kmh
         self.session.config = config.session
         self.session.hold_s = config.buttons.hold_s
+        sensor, top = config.sensor, config.sensor.max_speed_kmh
         if (old.sensor.meters_per_pulse, old.sensor.max_speed_kmh) != (
-            config.sensor.meters_per_pulse,
-            config.sensor.max_speed_kmh,
+            sensor.meters_per_pulse,
+            top,
         ):
-            self.estimator = SpeedEstimator(
-                config.sensor.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh
+            # the same edges read with the new calibration: the belt is never read as stopped
+            # because of a reload
+            self.estimator = self.estimator.rescaled(sensor.meters_per_pulse, max_speed_kmh=top)
+            self._rewatch(primary=True)
+        check = sensor.check
+        if (
+            self.check_estimator is not None
+            and check is not None
+            and (old.sensor.check != check or old.sensor.max_speed_kmh != top)
+        ):
+            self.check_estimator = self.check_estimator.rescaled(
+                check.meters_per_pulse, max_speed_kmh=top
             )
-        self.readings.stale_s = config.sensor.stale_s
+            self._rewatch(primary=False)
+        self.readings.stale_s = sensor.stale_s
         wiring = ("kind", "pin", "url", "baud", "pattern", "unit")
-        rewired = any(getattr(old.sensor, k) != getattr(config.sensor, k) for k in wiring) or (
-            (old.buttons.start_pin, old.buttons.direction_pin, old.outputs)
-            != (config.buttons.start_pin, config.buttons.direction_pin, config.outputs)
+        fitted = (old.sensor.check is None, old.sensor.check and old.sensor.check.pin)
+        rewired = (
+            any(getattr(old.sensor, k) != getattr(config.sensor, k) for k in wiring)
+            or (fitted != (check is None, check and check.pin))
+            or (
+                (old.buttons.start_pin, old.buttons.direction_pin, old.outputs)
+                != (config.buttons.start_pin, config.buttons.direction_pin, config.outputs)
+            )
         )
         note = "restart the device for pin and sensor wiring changes" if rewired else ""
         self._emit([Event(t, EventKind.CONFIG_RELOADED, {"note": note} if note else {})])
@@ -167,29 +204,60 @@ class Controller:
     # -- reading the belt -------------------------------------------------------------------
 
     def speed_kmh(self, t: float) -> float | None:
-        """The displayed speed; None when a serial source has gone stale."""
+        """The displayed speed; None when the device cannot vouch for it (a stale serial
+        source, a suspect or faulty sensor, two sensors that disagree)."""
+        if not self.sensor.judge(t).trusted:
+            return None
         if self.uses_pulses:
             return self.estimator.speed_kmh(t)
         return self.readings.speed_kmh(t)
 
     def mean_kmh(self, t: float) -> float | None:
-        """The smoothed speed the safety rules use."""
+        """The smoothed speed the safety rules use; None when it cannot be vouched for."""
+        if not self.sensor.judge(t).trusted:
+            return None
         if self.uses_pulses:
             return self.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
         return self.readings.mean_kmh(t, ENFORCE_WINDOW_S)
 
+    def speed_known(self, t: float) -> bool:
+        """Whether the reading rests on enough of the belt to start backward at it: two pulse
+        intervals since the belt last stood still, or a fresh serial reading."""
+        if not self.sensor.judge(t).trusted:
+            return False
+        return self.estimator.speed_known(t) if self.uses_pulses else True
+
     def cap(self, t: float) -> CapSchedule | None:
+        """The session's cap: its schedule over the walked time of the backward segment;
+        None in forward mode or outside a session."""
         segment = self.session.segment
-        since = t - segment.started_at if segment is not None else 0.0
+        if segment is None:
+            return None
         progression = self.progression
         return self.governor.schedule(
-            self.session.mode, since, progression.level, running=progression.running
+            self.session.mode, segment.walked_s, progression.level, running=progression.running
+        )
+
+    def belt(self, t: float) -> Belt:
+        """What the guard is told of the belt and the walker now."""
+        schedule = self.cap(t)
+        return Belt(
+            mode=self.session.mode,
+            state=self.session.state,
+            session_cap_kmh=schedule.cap_kmh if schedule else None,
+            mean_kmh=self.mean_kmh(t),
+            speed_kmh=self.speed_kmh(t),
+            sensor=self.sensor.verdict,
         )
 
     # -- the tick ---------------------------------------------------------------------------
 
     def tick(self, t: float) -> TickResult:
+        self.sensor.judge(t)
         speed = self.speed_kmh(t)
+        before = self.cap(t)  # the cap over the stretch that just ended
+        share = self.config.program.qualifying_share
+        self.session.paced_kmh = share * before.cap_kmh if before else None
         self._emit(self.session.tick(t, speed))
         if self.session.start_held(t) and self.session.in_session:
             self._emit(self.session.end(t, EndReason.BUTTON))
@@ -199,18 +267,11 @@ class Controller:
             self._auto_attempt(t, "start")
         elif self.session.wants_auto_resume(t):
             self._auto_attempt(t, "resume")
-        schedule = self.cap(t)
-        running = self.session.state is SessionState.RUNNING
-        self._carry_out(
-            t,
-            self.guard.step(
-                t,
-                cap_kmh=schedule.cap_kmh if schedule and running else None,
-                mean_kmh=self.mean_kmh(t),
-                in_session=self.session.in_session,
-            ),
-        )
-        if t >= self._next_sample_t:  # the guard's actions leave mode and segment, so the cap
+        belt = self.belt(t)
+        self._last_cap = belt.session_cap_kmh
+        self._carry_out(t, self.guard.step(t, belt))
+        if t >= self._next_sample_t:  # after the guard: its actions can change state and cap
+            schedule = self.cap(t)
             self._pending.sample = Sample(
                 t=t,
                 speed_kmh=None if speed is None else round(speed, 2),
@@ -263,48 +324,73 @@ class Controller:
                 self.message = refusal["reason"]
                 self._emit([Event(t, EventKind.START_REFUSED, refusal)])
                 self._beep(t, Tune.REFUSED)
+                if self.session.state is SessionState.IDLE:
+                    # the walker may walk on anyway: the guard watches as in a session
+                    self._emit(self.guard.start_refused(t, self.belt(t)))
                 return False
         self.message = ""
         if action == "start":
+            self.guard.session_started()
             walker = self.progression.session_started()
             told = {"profile": walker.name, "level": self.progression.level}
             self._emit(self.session.start(t, reason=reason, body_kg=walker.weight_kg, walker=told))
         else:
             transition = {"pause": self.session.pause, "resume": self.session.resume}[action]
             self._emit(transition(t, reason=reason))
-        if action == "resume" and self.guard.session_resumed():
-            self.session.restart_segment(t)  # after an enforced stop: the start cap again
         return True
 
     def _start_refusal(self, t: float) -> dict[str, Any] | None:
         """A backward session or segment may only begin with the belt slow: at or below the
-        start cap plus the tolerance the governor allows for foot-strike ripple."""
+        start cap plus the tolerance the governor allows for foot-strike ripple, from a speed
+        known over at least two pulse intervals."""
         if self.session.mode is not Mode.BACKWARD:
             return None
         cfg = self.config.backward
-        limit = cfg.start_cap_kmh + cfg.tolerance_kmh
+        limit = round(cfg.start_cap_kmh + cfg.tolerance_kmh, 2)
         # The higher of the display and the 3 s mean: the mean still remembers the standstill
         # a second after the belt jumped to 4 km/h, the display already knows.
         readings = (self.speed_kmh(t), self.mean_kmh(t))
-        speed = None if None in readings else max(readings)
+        speed = None if None in readings or not self.speed_known(t) else max(readings)
+        gate = (
+            f"backward walking starts at {limit:g} km/h or slower (the {cfg.start_cap_kmh:g} "
+            f"km/h start cap + {cfg.tolerance_kmh:g} km/h tolerance)"
+        )
         if speed is None:
-            return {
-                "speed_kmh": None,
-                "limit_kmh": limit,
-                "reason": "The belt speed is unknown; check the speed sensor before walking "
-                "backward.",
-            }
+            verdict = self.sensor.verdict
+            why = (
+                verdict.detail
+                if not verdict.trusted
+                else "The belt speed is not known yet: the sensor has not seen enough of the belt."
+            )
+            return {"speed_kmh": None, "limit_kmh": limit, "reason": f"{why} {gate[0].upper()}"
+                    f"{gate[1:]}."}  # fmt: skip
         if speed > limit:
             return {
                 "speed_kmh": round(speed, 2),
                 "limit_kmh": limit,
-                "reason": f"The belt runs at {speed:.1f} km/h; slow it to {cfg.start_cap_kmh:.1f} "
-                "km/h or less to start walking backward.",
+                "reason": f"The belt runs at {speed:.1f} km/h; {gate}.",
             }
         return None
 
     def _set_mode(self, t: float, mode: Mode, *, reason: str) -> None:
+        segment, turned = self.session.segment, self._turned
+        if segment is not None and mode is Mode.FORWARD and self.session.mode is Mode.BACKWARD:
+            cap = (
+                self._last_cap if self._last_cap is not None else self.config.backward.start_cap_kmh
+            )
+            self._turned = (t, segment.walked_s, cap)
         self._emit(self.session.set_mode(t, mode, reason=reason))
+        segment = self.session.segment
+        if segment is not None and mode is Mode.BACKWARD and turned is not None:
+            self._turned = None
+            at, walked_s, cap = turned
+            speed = self.mean_kmh(t)
+            shown = self.speed_kmh(t)
+            if speed is not None and shown is not None:
+                speed = max(speed, shown)
+            line = cap + self.config.backward.tolerance_kmh
+            if t - at <= TURN_BACK_WITHIN_S and speed is not None and speed <= line:
+                segment.walked_s = walked_s  # the same backward walk, after a bumped button
         self._show_mode(t)
 
     def _show_mode(self, t: float) -> None:
@@ -321,8 +407,12 @@ class Controller:
             if event.kind in EVENT_TUNES:
                 self._beep(event.t, EVENT_TUNES[event.kind])
             if event.kind is EventKind.SESSION_ENDED:
-                self.guard.session_ended()
                 self.message = ""  # what the last session was told is over with it
+                self._turned = None
+                if event.details["reason"] != EndReason.SHUTDOWN:  # the daemon is stopping
+                    held = self.guard.session_ended(event.t, self.belt(event.t), self._last_cap)
+                    self._pending.events += held
+                    self._tell(held)
             if event.kind is EventKind.SESSION_ENDED and self.session.last_totals is not None:
                 profile, earned = self.progression.session_ended(
                     self.session.last_totals,
@@ -342,6 +432,10 @@ class Controller:
         """Do what the guard decided: record its events, pause on an enforced stop, switch
         the relay, the warning light and the warning beeps."""
         self._pending.events += actions.events
+        if actions.belt_cut:
+            self.sensor.belt_cut(t)  # the edges end now for a reason we know
+            if self.session.in_session and self.session.mode is Mode.BACKWARD:
+                self.session.restart_segment(t)  # the start cap again, paused or not
         if actions.pause:  # its own tune, "stopped", says more than the pause beeps
             self._pending.events += self.session.pause(t, reason="enforced stop")
         if actions.relay is not None:
@@ -355,8 +449,42 @@ class Controller:
             pass  # a session tune this tick already replaced the warning beeps: let it sound
         elif actions.tune is not None:
             self._beep(t, actions.tune)  # after the pause's own beeps: this one is heard
-        for event in actions.events:
-            self.message = WALKER_READS.get(event.kind, self.message).format(**event.details)
+        self._tell(actions.events)
+
+    def _tell(self, events: list[Event]) -> None:
+        """What the walker reads after each guard event."""
+        for event in events:
+            warn_only = event.details.get("stop_coming") is False or (
+                event.details.get("action") == "warn"
+            )
+            if event.details.get("scope") == "no session" and warn_only:
+                self.message = NO_SESSION_READS  # no stop comes: say what to do instead
+            else:
+                self.message = WALKER_READS.get(event.kind, self.message).format(**event.details)
+
+    def _sensor_watch(self) -> SensorWatch:
+        channel = self.config.sensor.kind
+        check = self.check_estimator
+        return SensorWatch(
+            primary=PulseTrust(self.estimator, channel="hall") if self.uses_pulses else None,
+            readings=None if self.uses_pulses else self.readings,
+            check=None if check is None else PulseTrust(check, channel="check"),
+            channel=channel,
+        )
+
+    def _rewatch(self, *, primary: bool) -> None:
+        """Watch a rescaled estimator, keeping what the old watch knew (a latched fault)."""
+        old = self.sensor.primary if primary else self.sensor.check
+        trust = PulseTrust(
+            self.estimator if primary else self.check_estimator,  # type: ignore[arg-type]
+            channel="hall" if primary else "check",
+        )
+        if old is not None:
+            trust.dropout, trust.suspect = old.dropout, old.suspect
+        if primary:
+            self.sensor.primary = trust
+        else:
+            self.sensor.check = trust
 
     def _beep(self, t: float, tune: Tune) -> None:
         self._pending.outputs.append(OutputChange(t, "buzzer", tune.value))

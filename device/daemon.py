@@ -50,7 +50,7 @@ COMMAND_TIMEOUT_S = 1.5
 class Input:
     """Something that happened outside the tick thread, with the time it happened."""
 
-    kind: str  # "pulse" | "speed" | "press" | "release" | "command"
+    kind: str  # "pulse" | "check_pulse" | "speed" | "press" | "release" | "command"
     t: float
     value: Any = None
     reply: Future | None = None
@@ -139,6 +139,9 @@ class Daemon:
             opened.callback(outputs.close)
             opened.callback(self._shut_down, controller, recorder, outputs)
             opened.callback(self._open_sensor().close)
+            check = self._open_check_sensor()
+            if check is not None:
+                opened.callback(check.close)
             buttons = ButtonPanel(
                 start_pin=self.config.buttons.start_pin,
                 direction_pin=self.config.buttons.direction_pin,
@@ -175,6 +178,19 @@ class Daemon:
         )
         source.start()
         return source
+
+    def _open_check_sensor(self) -> HallSensor | None:
+        check = self.config.sensor.check
+        if check is None:
+            return None
+        return HallSensor(
+            check.pin,
+            on_pulse=lambda t: self.inputs.put(Input("check_pulse", t)),
+            pin_factory=self.pin_factory,
+            clock=self.clock,
+            what="the check sensor",
+            key="[sensor.check] pin",
+        )
 
     def _loop(self, controller: Controller, recorder: Recorder, outputs: Outputs) -> None:
         next_tick = self.clock()
@@ -216,6 +232,8 @@ class Daemon:
     def _apply(self, controller: Controller, item: Input, now: float) -> None:
         if item.kind == "pulse":
             controller.pulse(item.t)
+        elif item.kind == "check_pulse":
+            controller.check_pulse(item.t)
         elif item.kind == "speed":
             controller.speed_reading(item.t, item.value)
         elif item.kind == "press":

@@ -22,7 +22,8 @@ from gpiozero.pins.mock import MockFactory
 
 from device.config import Config, ConfigError, format_config, load_config, merge_overrides
 from device.daemon import Daemon
-from device.scenario import SimulatedBelt, Step, parse_scenario
+from device.scenario import Step, parse_scenario
+from device.simulated_belt import SimulatedBelt
 
 log = logging.getLogger("retrotread.demo")
 
@@ -135,8 +136,10 @@ class Walker(threading.Thread):
             for release in [r for r in releases if r[0] <= now]:
                 releases.remove(release)
                 release[1].drive_high()
-            if self._relay_open():
+            if self._relay_open() and not self.belt.loop_open:
                 self.belt.key_pulled()
+            elif not self._relay_open() and self.belt.loop_open:
+                self.belt.key_back()
             for _pulse in self.belt.advance(now):
                 self.hall.drive_low()
                 time.sleep(EDGE_S)

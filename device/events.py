@@ -24,6 +24,8 @@ class EventKind(StrEnum):
     NOT_ENFORCED = "not_enforced"
     SENSOR_LOST = "sensor_lost"
     SENSOR_RESTORED = "sensor_restored"
+    STILL_GUARDED = "still_guarded"  # a session ended (or a start was refused) at speed
+    GUARD_RELEASED = "guard_released"  # ... and the belt has slowed since
     LEVEL_UP = "level_up"
     RUNNING_UNLOCKED = "running_unlocked"
     CONFIG_RELOADED = "config_reloaded"
@@ -59,16 +61,19 @@ STORY = {
     "{forward_s} s forward",
     EventKind.MODE_CHANGED: "now walking {mode} ({reason})",
     EventKind.START_REFUSED: "start refused: {reason}",
-    EventKind.OVERSPEED_WARNING: "warning ({reason}): {speed_kmh} km/h against the {cap_kmh} "
-    "km/h cap; the stop comes in {grace_s} s unless the walker slows down",
+    EventKind.OVERSPEED_WARNING: "warning ({reason}, {scope}): {speed_kmh} km/h against the "
+    "{cap_kmh} km/h cap; {grace_s} s of grace left",
     EventKind.OVERSPEED_CLEARED: "warning cleared: back to {speed_kmh} km/h under the "
     "{cap_kmh} km/h cap",
     EventKind.ENFORCED_STOP: "enforced stop ({reason}): the {action} cut the safety-key loop "
     "({mode}) at {speed_kmh} km/h against the {cap_kmh} km/h cap",
     EventKind.NOT_ENFORCED: "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} "
-    "km/h cap, and this machine has no enforcement action",
-    EventKind.SENSOR_LOST: "speed sensor lost ({sensor}): the belt speed is unknown",
+    "km/h cap, and {why}",
+    EventKind.SENSOR_LOST: "speed sensor {state} ({sensor}): {why}",
     EventKind.SENSOR_RESTORED: "speed sensor back ({sensor})",
+    EventKind.STILL_GUARDED: "still guarded: {why} at {speed_kmh} km/h, over the "
+    "{start_cap_kmh} km/h start cap; the {cap_kmh} km/h cap holds until the belt slows",
+    EventKind.GUARD_RELEASED: "guard released: the belt is down to {speed_kmh} km/h",
     EventKind.LEVEL_UP: "{profile} moved up to level {level}: backward cap up to {cap_kmh} km/h",
     EventKind.RUNNING_UNLOCKED: "{profile} unlocked backward running: cap up to {cap_kmh} km/h",
     EventKind.CONFIG_RELOADED: "config reloaded",

@@ -1,12 +1,30 @@
-"""The guard: the governor's step of every tick. It judges the belt against the backward cap,
-warns, and when the grace runs out enforces the stop with the configured action; it also
-says when the speed sensor is lost and restored. Pure: time is an argument, and what it
-decides comes back as `Actions` for the controller to carry out and record.
+"""The guard: the safety invariant, step by step.
 
-Enforcement is an emergency stop: with action "relay" the relay opens the treadmill's
-safety-key loop, as if the walker had pulled the key. "pulse" closes the loop again after
-`pulse_s` so the treadmill can be restarted from its console; "latch" keeps it open until
-START is pressed. With action "none" the warning stays a warning and the event says so.
+    While the mode is backward, the belt may not run over the allowed speed for longer than
+    the grace, counted with memory; no button, command, pause, end, mode switch or reload
+    refills that time; only walking under the limit does, slowly.
+
+The guard watches the belt, not the session. In backward mode some cap is always in force:
+- a running session: its cap (the governor's hold and ramp over the walked time);
+- a paused one: the cap it had when the pause began (after an enforced stop: the start cap);
+- a session that ended, or a backward start that was refused: the cap it had (the start cap
+  for a refusal) until the belt has been at or under the start cap + tolerance for
+  RELEASE_AFTER_S, or has stopped;
+- no session at all: the start cap, and [enforce] without_session says whether running out of
+  budget stops the belt ("stop") or only warns ("warn", the default: a runner who ignores the
+  device must not be stopped abruptly);
+- for RESTART_WATCH_S after an enforced stop, whatever the session does: the start cap, with a
+  budget of at most RESTART_GRACE_S. A fast restart from the console is stopped again at once.
+
+Time over the limit draws on one budget (device/overspeed.py). A speed the device cannot vouch
+for counts as over. Enforcement is an emergency stop. With action "relay" the relay opens the
+treadmill's safety-key loop, as if the walker had pulled the key. Mode "pulse" closes the loop
+again after `pulse_s` so the treadmill can be restarted from its console; "latch" keeps it
+open until START is pressed. With action "none" the warning stays a warning, and the event
+says so.
+
+Pure: time is an argument, and what it decides comes back as `Actions` for the controller to
+carry out and record.
 """
 
 from __future__ import annotations
@@ -16,8 +34,14 @@ from typing import Any
 
 from device.config import Config
 from device.events import Event, EventKind
-from device.governor import OK, Decision, OverspeedWatch, Verdict
+from device.modes import Mode, SessionState
+from device.overspeed import OK, Decision, Limit, OverspeedWatch, Verdict
+from device.sensor_trust import TRUSTED, SensorVerdict
 from device.signals import LedPattern, RelayState, Tune, warning_tune
+
+RELEASE_AFTER_S = 2.0  # an ended session's cap lets go after this long at the start line
+RESTART_WATCH_S = 120.0  # after an enforced stop, a restart is watched this long
+RESTART_GRACE_S = 2.0  # ... with this budget at most
 
 
 @dataclass
@@ -29,17 +53,43 @@ class Actions:
     warning_light: bool | None = None  # True: flash the LED; False: back to showing the mode
     relay: RelayState | None = None  # a relay change
     pause: bool = False  # the session pauses: the cap was enforced
+    belt_cut: bool = False  # the relay just opened: the belt stops for a reason we know
+
+
+@dataclass(frozen=True)
+class Belt:
+    """What the guard is told of the belt and the walker at one tick."""
+
+    mode: Mode
+    state: SessionState
+    session_cap_kmh: float | None  # the session's cap in backward mode, None outside one
+    mean_kmh: float | None  # the 3 s mean; None when the device cannot vouch for it
+    speed_kmh: float | None  # the display, for "stopped"
+    sensor: SensorVerdict = TRUSTED
+
+
+@dataclass
+class _Held:
+    """A cap that outlives its session: it ended, or a start was refused, with the belt
+    possibly still fast."""
+
+    cap_kmh: float
+    scope: str  # "ended" | "refused"
+    slow_since: float | None = None
+    announced: bool = False
 
 
 class Guard:
     def __init__(self, config: Config):
         self.config = config
-        self.watch = OverspeedWatch(config.backward)
+        self.watch = OverspeedWatch(config.backward.grace_s)
         self.decision: Decision = OK
+        self.limit: Limit | None = None  # in force at the last step
         self.relay = RelayState.CLOSED
         self.latched = False
-        self.stopped_by_guard = False  # the session is paused by an enforced stop
-        self.sensor_lost = False
+        self.sensor: SensorVerdict = TRUSTED
+        self.stopped_at: float | None = None  # the last enforced stop
+        self._held: _Held | None = None
         self._relay_closes_at: float | None = None
         self._tune: Tune | None = None
 
@@ -48,48 +98,58 @@ class Guard:
         return self.config.enforce.action == "relay"
 
     def reconfigure(self, config: Config) -> None:
+        """New rules apply at once, but the budget keeps what was spent: a reload never
+        restarts or lengthens a running grace."""
         self.config = config
-        self.watch.config = config.backward
 
-    def step(
-        self, t: float, *, cap_kmh: float | None, mean_kmh: float | None, in_session: bool
-    ) -> Actions:
-        """One tick. `cap_kmh` is None when nothing is judged (forward mode, or no session
-        running); `mean_kmh` is None when the speed is unknown."""
+    # -- the tick ---------------------------------------------------------------------------
+
+    def step(self, t: float, belt: Belt) -> Actions:
         actions = Actions()
-        self._watch_sensor(t, mean_kmh, in_session, actions)
+        self._watch_sensor(t, belt.sensor, actions)
         self._close_pulse(t, actions)
-        decision = self.decision = self.watch.judge(t, cap_kmh, mean_kmh)
+        self._release_held(t, belt, actions)
+        limit = self.limit = self._limit(t, belt)
+        decision = self.decision = self.watch.judge(t, limit, belt.mean_kmh)
         if decision.began:
-            details: dict[str, Any] = {
-                "speed_kmh": _round(decision.speed_kmh),
-                "cap_kmh": decision.cap_kmh,
-                "grace_s": self.config.backward.grace_s,
-                "reason": decision.reason,
-            }
-            actions.events.append(Event(t, EventKind.OVERSPEED_WARNING, details))
+            actions.events.append(Event(t, EventKind.OVERSPEED_WARNING, self._told(decision)))
             actions.warning_light = True
         if decision.cleared:
             details = {"speed_kmh": _round(decision.speed_kmh), "cap_kmh": decision.cap_kmh}
             actions.events.append(Event(t, EventKind.OVERSPEED_CLEARED, details))
             actions.warning_light = False
             self._play(Tune.SILENT, actions)
-        if decision.verdict is Verdict.WARNING:
-            self._play(warning_tune(decision.seconds_left or 0.0, self.config.backward.grace_s),
-                       actions)  # fmt: skip
+        if decision.verdict is not Verdict.OK:
+            if decision.enforcing and self.enforces:
+                tune = warning_tune(decision.seconds_left or 0.0, self.watch.ceiling_s)
+            else:
+                tune = Tune.WARN_SLOW  # no stop will come: a steady reminder
+            self._play(tune, actions)
         if decision.enforce:
-            self._enforce(t, decision, actions)
+            self._enforce(t, belt, decision, actions)
         return actions
 
     def next_deadline(self) -> float | None:
-        """The next moment a decision falls due: the grace running out, or a relay pulse
+        """The next moment a decision falls due: the budget running out, or a relay pulse
         ending."""
-        due = []
-        if self.watch.over_since is not None and not self.watch.enforced:
-            due.append(self.watch.over_since + self.config.backward.grace_s)
-        if self._relay_closes_at is not None:
-            due.append(self._relay_closes_at)
+        due = [d for d in (self.watch.deadline(), self._relay_closes_at) if d is not None]
         return min(due, default=None)
+
+    # -- what the controller tells it -------------------------------------------------------
+
+    def session_started(self) -> None:
+        """A session took over (a backward one only starts with the belt slow)."""
+        self._held = None
+
+    def session_ended(self, t: float, belt: Belt, last_cap_kmh: float | None) -> list[Event]:
+        """The session ended: its cap holds on until the belt has slowed or stopped."""
+        cap = self.config.backward.start_cap_kmh if last_cap_kmh is None else last_cap_kmh
+        return self._hold(t, belt, cap, "ended")
+
+    def start_refused(self, t: float, belt: Belt) -> list[Event]:
+        """A backward start was refused with the belt fast: the walker who walks on anyway is
+        guarded as in a session, at the start cap."""
+        return self._hold(t, belt, self.config.backward.start_cap_kmh, "refused")
 
     def release_latch(self, t: float) -> Actions:
         """START while the loop is latched open: close it, so the treadmill can restart."""
@@ -99,19 +159,6 @@ class Guard:
             self._set_relay(RelayState.CLOSED, actions)
         return actions
 
-    def session_resumed(self) -> bool:
-        """The walker resumed. True when the pause was an enforced stop: the backward segment
-        then starts again at the start cap."""
-        was, self.stopped_by_guard = self.stopped_by_guard, False
-        self.watch.reset()
-        return was
-
-    def session_ended(self) -> None:
-        """A new session starts afresh: no stop to resume from, nothing being watched. A
-        latched relay stays open until START, as it promised."""
-        self.stopped_by_guard = False
-        self.watch.reset()
-
     def safe(self, actions: Actions) -> None:
         """Loop closed, warning off: the daemon is stopping."""
         self.latched = False
@@ -120,8 +167,13 @@ class Guard:
         if self.decision.verdict is not Verdict.OK:  # a warning is beeping: stop it
             self._play(Tune.SILENT, actions)
 
+    # -- what it shows ----------------------------------------------------------------------
+
+    def restart_watched(self, t: float) -> bool:
+        return self.stopped_at is not None and t - self.stopped_at < RESTART_WATCH_S
+
     def status(self) -> dict[str, Any]:
-        d = self.decision
+        d, limit = self.decision, self.limit
         warning = None
         if d.verdict is not Verdict.OK:
             warning = {
@@ -130,27 +182,102 @@ class Guard:
                 "cap_kmh": d.cap_kmh,
                 "seconds_left": round(d.seconds_left or 0.0, 1),
                 "enforced": d.verdict is Verdict.ENFORCED,
+                "stop_coming": d.enforcing and self.enforces,
+                "scope": d.scope,
             }
         return {
             "warning": warning,
+            "limit_kmh": limit.line_kmh if limit else None,
+            "guard": limit.scope if limit else None,
+            "grace_left_s": round(max(0.0, self.watch.budget_s), 1),
             "enforcement": self.config.enforce.action,
             "cap_enforced": self.enforces,
             "relay": self.relay.value,
             "latched": self.latched,
-            "sensor_lost": self.sensor_lost,
+            "sensor_lost": not self.sensor.trusted,
         }
 
     # -- inside ---------------------------------------------------------------------------
 
-    def _enforce(self, t: float, decision: Decision, actions: Actions) -> None:
+    def _limit(self, t: float, belt: Belt) -> Limit | None:
+        if belt.mode is not Mode.BACKWARD:
+            return None
+        b, enforce = self.config.backward, self.config.enforce
+        grace, enforcing = b.grace_s, True
+        if belt.state is not SessionState.IDLE and belt.session_cap_kmh is not None:
+            paused = belt.state is SessionState.PAUSED
+            cap, scope = belt.session_cap_kmh, "paused" if paused else "session"
+        elif self._held is not None:
+            cap, scope = self._held.cap_kmh, self._held.scope
+        else:
+            cap, scope = b.start_cap_kmh, "no session"
+            enforcing = enforce.without_session == "stop"
+        if self.restart_watched(t):
+            cap, scope = min(cap, b.start_cap_kmh), "after a stop"
+            grace, enforcing = min(grace, RESTART_GRACE_S), True
+        return Limit(cap, b.tolerance_kmh, grace, enforcing=enforcing, scope=scope)
+
+    def _hold(self, t: float, belt: Belt, cap_kmh: float, scope: str) -> list[Event]:
+        b = self.config.backward
+        self._held = _Held(cap_kmh, scope)
+        line = b.start_cap_kmh + b.tolerance_kmh
+        readings = [kmh for kmh in (belt.mean_kmh, belt.speed_kmh) if kmh is not None]
+        speed = max(readings) if belt.mean_kmh is not None else None
+        if belt.mode is not Mode.BACKWARD or (speed is not None and speed <= line):
+            return []
+        self._held.announced = True
+        details = {
+            "why": "the session ended" if scope == "ended" else "the start was refused",
+            "speed_kmh": _round(speed),
+            "start_cap_kmh": b.start_cap_kmh,
+            "cap_kmh": cap_kmh,
+        }
+        return [Event(t, EventKind.STILL_GUARDED, details)]
+
+    def _release_held(self, t: float, belt: Belt, actions: Actions) -> None:
+        """A held cap lets go once the belt has been at or under the start cap + tolerance
+        for RELEASE_AFTER_S (a stopped belt is too, and a speed nobody can vouch for is not)."""
+        held = self._held
+        if held is None:
+            return
+        b = self.config.backward
+        slow = belt.mean_kmh is not None and belt.mean_kmh <= b.start_cap_kmh + b.tolerance_kmh
+        if not slow:
+            held.slow_since = None
+            return
+        if held.slow_since is None:
+            held.slow_since = t
+        if t - held.slow_since >= RELEASE_AFTER_S:
+            self._held = None
+            if held.announced:
+                details = {"speed_kmh": _round(belt.mean_kmh), "cap_kmh": held.cap_kmh}
+                actions.events.append(Event(t, EventKind.GUARD_RELEASED, details))
+
+    def _told(self, decision: Decision) -> dict[str, Any]:
+        return {
+            "speed_kmh": _round(decision.speed_kmh),
+            "cap_kmh": decision.cap_kmh,
+            "grace_s": round(max(0.0, decision.seconds_left or 0.0), 1),
+            "reason": decision.reason,
+            "scope": decision.scope,
+            "stop_coming": decision.enforcing and self.enforces,
+        }
+
+    def _enforce(self, t: float, belt: Belt, decision: Decision, actions: Actions) -> None:
         enforce = self.config.enforce
         details: dict[str, Any] = {
             "speed_kmh": _round(decision.speed_kmh),
             "cap_kmh": decision.cap_kmh,
             "reason": decision.reason,
+            "scope": decision.scope,
         }
-        if not self.enforces:
-            details["action"] = "none"
+        if not (decision.enforcing and self.enforces):
+            details["action"] = "none" if not self.enforces else "warn"
+            details["why"] = (
+                "this machine has no enforcement action"
+                if not self.enforces
+                else 'nobody started a session and [enforce] without_session is "warn"'
+            )
             actions.events.append(Event(t, EventKind.NOT_ENFORCED, details))
             return  # the warning beeps on until the walker slows down
         details.update(action="relay", mode=enforce.mode)
@@ -160,31 +287,28 @@ class Guard:
             self.latched = True
         else:
             self._relay_closes_at = t + enforce.pulse_s
-        self.stopped_by_guard = True
-        actions.pause = True
+        self.stopped_at = t
+        actions.pause = belt.state is SessionState.RUNNING
+        actions.belt_cut = True
         actions.warning_light = False
         self._play(Tune.STOPPED, actions)
-        self.watch.reset()
+        self.watch.stopped(min(self.config.backward.grace_s, RESTART_GRACE_S))
+        self.decision = Decision(Verdict.OK)
 
     def _close_pulse(self, t: float, actions: Actions) -> None:
         if self._relay_closes_at is not None and t >= self._relay_closes_at:
             self._relay_closes_at = None
             self._set_relay(RelayState.CLOSED, actions)
 
-    def _watch_sensor(
-        self, t: float, mean_kmh: float | None, in_session: bool, actions: Actions
-    ) -> None:
-        lost = mean_kmh is None
-        if lost and not self.sensor_lost and in_session:
-            self.sensor_lost = True
-            actions.events.append(
-                Event(t, EventKind.SENSOR_LOST, {"sensor": self.config.sensor.kind})
-            )
-        elif not lost and self.sensor_lost:
-            self.sensor_lost = False
-            actions.events.append(
-                Event(t, EventKind.SENSOR_RESTORED, {"sensor": self.config.sensor.kind})
-            )
+    def _watch_sensor(self, t: float, verdict: SensorVerdict, actions: Actions) -> None:
+        before, self.sensor = self.sensor, verdict
+        if verdict == before:
+            return
+        if verdict.trusted:
+            actions.events.append(Event(t, EventKind.SENSOR_RESTORED, {"sensor": before.channel}))
+            return
+        details = {"sensor": verdict.channel, "state": verdict.state.value}
+        actions.events.append(Event(t, EventKind.SENSOR_LOST, {**details, "why": verdict.detail}))
 
     def _set_relay(self, state: RelayState, actions: Actions) -> None:
         if state is not self.relay:
@@ -211,6 +335,11 @@ WALKER_READS = {
     EventKind.NOT_ENFORCED: "Over the {cap_kmh} km/h cap: slow down. The cap is not enforced "
     "on this machine.",
     EventKind.OVERSPEED_CLEARED: "",
-    EventKind.SENSOR_LOST: "The belt speed is unknown: check the speed sensor.",
+    EventKind.SENSOR_LOST: "{why}",
     EventKind.SENSOR_RESTORED: "",
+    EventKind.STILL_GUARDED: "Still guarded: slow the belt to {start_cap_kmh} km/h, or press "
+    "DIRECTION for forward walking.",
+    EventKind.GUARD_RELEASED: "",
 }
+# What a warning without a session says: no stop will come, so it says what to do instead.
+NO_SESSION_READS = "Backward mode: press DIRECTION for forward walking, or slow down."

@@ -165,9 +165,9 @@ class History:
         ).fetchone()
         if row is None:
             return Profile(name)
-        name, level, weight_kg, at_level, total, unlocked, fast_done, started_at = row
-        return Profile(name, level, weight_kg, at_level, total, bool(unlocked), bool(fast_done),
-                       started_at)  # fmt: skip
+        stored = dict(zip((f.name for f in fields(Profile)), row, strict=True))
+        flags = {"running_unlocked", "fast_session_done"}  # INTEGER 0/1 in SQLite
+        return Profile(**{c: bool(v) if c in flags else v for c, v in stored.items()})
 
     def samples(self, session_id: int) -> list[Sample]:
         """One session's samples, oldest first."""

@@ -1,13 +1,17 @@
 """Levels, the unlock of backward running and the 4-week program, per profile.
 
 A walker starts at walking level 1, whose cap is the first of [backward] level_caps_kmh.
-`level_up_sessions` completed backward sessions at a level move them up one level, to the
-last walking level at most. Backward running (cap [backward] running_cap_kmh) unlocks once
-they have done `running_unlock_sessions` completed backward sessions in all and, in one
-session, `running_unlock_s` of backward walking at `running_unlock_kmh` or faster: run only
-once walking is mastered. The program is `weeks` 7-day blocks from the profile's first session,
-each asking for `sessions_per_week` sessions of at least `session_min_s` backward. Defaults and
-their reasons: config.example.toml, [program].
+A session qualifies when it was completed (not interrupted) and held `qualifying_backward_s`
+of backward walking on a moving belt at `qualifying_share` of the cap in force or faster
+(SessionSummary.backward_paced_s). Qualifying sessions count once per local calendar day, the
+day a session started: the seed's "4 days a week", so twelve sessions in one afternoon count
+as one. `level_up_sessions` counted days at a level move the walker up one level, to the last
+walking level at most. Backward running (cap [backward] running_cap_kmh) unlocks once they
+have `running_unlock_sessions` counted days in all and, in one session, `running_unlock_s` of
+backward walking at `running_unlock_kmh` or faster: run only once walking is mastered. The
+program is `weeks` 7-day blocks from the profile's first session, each asking for
+`sessions_per_week` completed sessions of at least `session_min_s` backward at any speed.
+Defaults and their reasons: config.example.toml, [program].
 
 In a gym (`single_user = false`) every walk-up user is the profile `guest` and starts every
 session as a beginner; at home the one walker's profile keeps its level.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import date
 
 from device.config import Config
 from device.events import Event, EventKind
@@ -32,6 +37,8 @@ __all__ = [
     "SessionSummary",
     "WeekProgress",
     "after_session",
+    "calendar_day",
+    "completed",
     "level_cap_kmh",
     "profile_name",
     "qualifies",
@@ -48,12 +55,13 @@ class Profile:
     """One walker's progress, as the profiles table keeps it.
 
     `level` is 1-based and indexes [backward] level_caps_kmh. `qualifying_at_level` counts
-    the qualifying sessions (completed, at least [program] qualifying_backward_s backward)
-    at the current level (it restarts at each level up), `qualifying_total` all of them.
-    `fast_session_done` remembers that one completed session held `running_unlock_s` at
-    `running_unlock_kmh` or faster. `program_started_at` is the
-    epoch start of the profile's first session (None before it); the program's weeks count
-    from it. `weight_kg` is the body weight for the energy estimate.
+    the calendar days with a qualifying session (see `qualifies`) at the current level (it
+    restarts at each level up), `qualifying_total` all of them. `last_qualifying_day` is the
+    local calendar day (`calendar_day`) of the last session counted, None before the first:
+    a qualifying session counts only on a later day. `fast_session_done` remembers that one
+    completed session held `running_unlock_s` at `running_unlock_kmh` or faster.
+    `program_started_at` is the epoch start of the profile's first session (None before it);
+    the program's weeks count from it. `weight_kg` is the body weight for the energy estimate.
     """
 
     name: str
@@ -64,6 +72,7 @@ class Profile:
     running_unlocked: bool = False
     fast_session_done: bool = False
     program_started_at: float | None = None
+    last_qualifying_day: int | None = None
 
     def __post_init__(self) -> None:
         if self.level < 1:
@@ -75,8 +84,10 @@ class SessionSummary:
     """What the program needs to know of one finished session.
 
     Times are epoch seconds. `backward_s` is the time walked backward, `backward_fast_s` the
-    part of it at [program] running_unlock_kmh or faster. `level` is the walking level the
-    session was walked at (None for sessions stored before levels existed).
+    part of it at [program] running_unlock_kmh or faster, `backward_paced_s` the part on a
+    moving belt at [program] qualifying_share of the cap in force or faster (0 for sessions
+    stored before it was measured). `level` is the walking level the session was walked at
+    (None for sessions stored before levels existed).
     """
 
     started_at: float
@@ -85,6 +96,7 @@ class SessionSummary:
     backward_s: float
     backward_fast_s: float = 0.0
     level: int | None = None
+    backward_paced_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -138,14 +150,30 @@ def level_cap_kmh(profile: Profile, config: Config) -> float:
     return config.backward.level_caps_kmh[walking_level(profile, config) - 1]
 
 
-def qualifies(summary: SessionSummary, *, min_backward_s: float) -> bool:
-    """A completed session with at least `min_backward_s` seconds walked backward.
+def calendar_day(epoch: float) -> int:
+    """The local calendar day of epoch seconds, as a proleptic Gregorian ordinal (1 is
+    1 January of year 1), the way Profile.last_qualifying_day keeps it."""
+    return date.fromtimestamp(epoch).toordinal()
+
+
+def completed(summary: SessionSummary) -> bool:
+    """A session that ended as the walker or the rules ended it.
 
     A session closed as interrupted (found open after a crash or a power cut) never counts:
     its totals stop at the last write before the cut, and nobody saw how it ended.
     """
-    completed = summary.end_reason != EndReason.INTERRUPTED
-    return completed and summary.backward_s >= min_backward_s
+    return summary.end_reason != EndReason.INTERRUPTED
+
+
+def qualifies(summary: SessionSummary, config: Config) -> bool:
+    """A completed session with at least [program] qualifying_backward_s of backward walking
+    at qualifying_share of the cap in force or faster: one that may count toward a level and
+    the running unlock (if no session counted on its day yet, see `after_session`).
+
+    The pace is the point: ten minutes at a crawl is not the walking a faster cap asks for.
+    """
+    paced = summary.backward_paced_s >= config.program.qualifying_backward_s
+    return completed(summary) and paced
 
 
 def after_session(
@@ -154,24 +182,32 @@ def after_session(
     """The profile after one more finished session, and the events it earned (LEVEL_UP,
     RUNNING_UNLOCKED, in that order) stamped with the controller's monotonic `t`.
 
-    The first session of a profile, whatever it holds, starts its program.
+    The first session of a profile, whatever it holds, starts its program. A qualifying
+    session counts toward the level and the running unlock only when it started on a later
+    local calendar day than the last one counted.
     """
     p, events = profile, []
     if p.program_started_at is None:
         p = replace(p, program_started_at=summary.started_at)
     program = config.program
-    if summary.end_reason == EndReason.INTERRUPTED:
+    if not completed(summary):
         return p, events
 
     # The fast stretch need not come from a full-length session: the reference asks for
     # 5 minutes at 5 km/h "in one session", and the session count is a separate condition.
     if summary.backward_fast_s >= program.running_unlock_s:
         p = replace(p, fast_session_done=True)
-    if qualifies(summary, min_backward_s=program.qualifying_backward_s):
+    day = calendar_day(summary.started_at)
+    # Later, not merely other: a wall clock set back (NTP at boot, a Pi without a real-time
+    # clock) must not make an already counted day count again. A clock that once ran ahead
+    # holds counting back until that day has passed; that errs on the slow side.
+    new_day = p.last_qualifying_day is None or day > p.last_qualifying_day
+    if new_day and qualifies(summary, config):
         p = replace(
             p,
             qualifying_at_level=p.qualifying_at_level + 1,
             qualifying_total=p.qualifying_total + 1,
+            last_qualifying_day=day,
         )
         top = len(config.backward.level_caps_kmh)
         if p.qualifying_at_level >= program.level_up_sessions and p.level < top:
@@ -201,7 +237,9 @@ def week_progress(
 
     Weeks are 7-day blocks from `program_started_at`; a session belongs to the week it
     started in. A session counts when it is completed (not interrupted) and holds at least
-    [program] session_min_s backward. Sessions outside the program's weeks are ignored.
+    [program] session_min_s backward at any speed, several on one day included: the weeks
+    show the walker's habit, while the level and the running unlock ask for paced sessions on
+    distinct days (`after_session`). Sessions outside the program's weeks are ignored.
     """
     program = config.program
     target = program.sessions_per_week
@@ -210,7 +248,8 @@ def week_progress(
         return WeekProgress(None, 0, target, tuple(counts), False)
     for session in sessions:
         week = _week_index(session.started_at, program_started_at)
-        if 0 <= week < program.weeks and qualifies(session, min_backward_s=program.session_min_s):
+        long_enough = session.backward_s >= program.session_min_s
+        if 0 <= week < program.weeks and completed(session) and long_enough:
             counts[week] += 1
     # A wall clock set back before the first session (NTP at boot) still reads as week 1.
     now_week = max(_week_index(now_epoch, program_started_at), 0)

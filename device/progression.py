@@ -71,6 +71,7 @@ class Progression:
             backward_s=totals.backward_s,
             backward_fast_s=totals.backward_fast_s,
             level=self.level,
+            backward_paced_s=totals.backward_paced_s,
         )
         updated, events = after_session(self.walker, summary, self.config, t=t)
         self.recent.append(summary)

@@ -114,6 +114,7 @@ def _totals(totals: SessionTotals | None) -> dict[str, float]:
         "backward_distance_m": totals.backward_distance_m,
         "top_speed_kmh": totals.top_speed_kmh,
         "backward_fast_s": totals.backward_fast_s,
+        "backward_paced_s": totals.backward_paced_s,
         "kcal": totals.kcal,
     }
 

@@ -1,13 +1,17 @@
-"""Scenario files for `retrotread simulate`, and the simulated belt that turns a set speed into
-hall pulses. Pure: no clock, no I/O beyond reading the scenario's TOML text.
+"""Scenario files for `retrotread simulate` (the simulated belt is in device/simulated_belt.py).
+Pure: no clock, no I/O beyond reading the scenario's TOML text.
 
 A scenario is an optional `[config]` table (overrides of the device config) and `[[step]]`
 tables in time order, each with `at` (seconds) and one action:
 
     press = "start" | "direction"   (optional hold = seconds the button stays down)
     belt_kmh = 2.5                  (the belt's set speed from then on; optional jitter_pct,
-                                     ripple_pct and ripple_hz for foot strikes)
+                                     ripple_pct and ripple_hz for foot strikes; abrupt = true
+                                     jumps to it instead of changing at the console's rate)
     sensor = "lost" | "ok"          (unplug or re-plug the speed sensor)
+    check_sensor = "lost" | "ok"    (the same for the check sensor, [sensor.check])
+    reload = true | {table}         (the daemon reloads its config: the same, or with these
+                                     overrides on the scenario's [config])
     command = "start" | "pause" | "resume" | "end" | "forward" | "backward"  (the dashboard)
     end = true                      (the scenario stops; an open session ends as shutdown)
 """
@@ -15,18 +19,16 @@ tables in time order, each with `at` (seconds) and one action:
 from __future__ import annotations
 
 import itertools
-import math
-import random
 import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-ACTIONS = ("press", "belt_kmh", "sensor", "command", "end")
+ACTIONS = ("press", "belt_kmh", "sensor", "check_sensor", "command", "reload", "end")
 PRESS_HOLD_S = 0.2  # a short press: a finger down and up again
 BUTTONS = ("start", "direction")
 SENSOR_STATES = ("lost", "ok")
 COMMANDS = ("start", "pause", "resume", "end", "forward", "backward")
-STEP_KEYS = {"at", "hold", "jitter_pct", "ripple_pct", "ripple_hz", *ACTIONS}
+STEP_KEYS = {"at", "hold", "jitter_pct", "ripple_pct", "ripple_hz", "abrupt", *ACTIONS}
 
 
 class ScenarioError(Exception):
@@ -42,6 +44,7 @@ class Step:
     jitter_pct: float = 0.0
     ripple_pct: float = 0.0
     ripple_hz: float = 2.0
+    abrupt: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,13 @@ def _parse_step(raw: Any, number: int, source: str) -> Step:
         raise ScenarioError(f'{where}: press must be "start" or "direction".')
     if action == "belt_kmh":
         value = _number(raw, "belt_kmh", where, low=0, high=40, default=0)
-    if action == "sensor" and value not in SENSOR_STATES:
-        raise ScenarioError(f'{where}: sensor must be "lost" or "ok".')
+    if action in ("sensor", "check_sensor") and value not in SENSOR_STATES:
+        raise ScenarioError(f'{where}: {action} must be "lost" or "ok".')
+    if action == "reload" and value is not True and not isinstance(value, dict):
+        raise ScenarioError(f"{where}: reload must be true or a table of config overrides.")
+    abrupt = raw.get("abrupt", False)
+    if not isinstance(abrupt, bool):
+        raise ScenarioError(f"{where}: abrupt must be true or false.")
     if action == "command" and value not in COMMANDS:
         raise ScenarioError(f"{where}: command must be one of {', '.join(COMMANDS)}.")
     if action == "end" and value is not True:
@@ -130,65 +138,5 @@ def _parse_step(raw: Any, number: int, source: str) -> Step:
         jitter_pct=_number(raw, "jitter_pct", where, low=0, high=50, default=0),
         ripple_pct=_number(raw, "ripple_pct", where, low=0, high=50, default=0),
         ripple_hz=_number(raw, "ripple_hz", where, low=0.1, high=10, default=2.0),
+        abrupt=abrupt,
     )
-
-
-class SimulatedBelt:
-    """A treadmill belt with a magnet passing the sensor every `meters_per_pulse`.
-
-    The walker's foot strikes slow the belt a little and the motor catches up: `ripple_pct`
-    at `ripple_hz` models that; `jitter_pct` adds random variation per pulse interval. While
-    the safety-key loop is open the belt stands still, and it stays stopped until someone
-    sets a speed again (a real treadmill needs its key back and a press on its console).
-    """
-
-    SUBSTEP_S = 0.01
-
-    def __init__(self, meters_per_pulse: float, *, seed: int = 1):
-        self.meters_per_pulse = meters_per_pulse
-        self.set_kmh = 0.0
-        self.jitter_pct = 0.0
-        self.ripple_pct = 0.0
-        self.ripple_hz = 2.0
-        self.stopped_by_key = False
-        self._random = random.Random(seed)
-        self._travel_m = 0.0  # since the last pulse
-        self._jitter = 1.0
-        self._t = 0.0
-
-    def set_speed(self, kmh: float, *, jitter_pct=0.0, ripple_pct=0.0, ripple_hz=2.0) -> None:
-        self.set_kmh = kmh
-        self.jitter_pct, self.ripple_pct, self.ripple_hz = jitter_pct, ripple_pct, ripple_hz
-        self.stopped_by_key = False
-
-    def key_pulled(self) -> None:
-        self.stopped_by_key = True
-
-    def speed_kmh(self, t: float) -> float:
-        if self.stopped_by_key or self.set_kmh <= 0:
-            return 0.0
-        ripple = 1.0 + self.ripple_pct / 100 * math.sin(2 * math.pi * self.ripple_hz * t)
-        return self.set_kmh * ripple * self._jitter
-
-    def advance(self, until: float) -> list[float]:
-        """Move the belt to time `until`; returns the pulse times on the way."""
-        pulses: list[float] = []
-        while self._t < until - 1e-12:
-            step = min(self.SUBSTEP_S, until - self._t)
-            speed_ms = self.speed_kmh(self._t) / 3.6
-            travel = speed_ms * step
-            while speed_ms > 0 and self._travel_m + travel >= self.meters_per_pulse:
-                needed = self.meters_per_pulse - self._travel_m
-                pulse_t = self._t + needed / speed_ms
-                pulses.append(pulse_t)
-                travel -= needed
-                step -= needed / speed_ms
-                self._t = pulse_t
-                self._travel_m = 0.0
-                if self.jitter_pct:
-                    self._jitter = 1.0 + self._random.uniform(-1, 1) * self.jitter_pct / 100
-                    speed_ms = self.speed_kmh(self._t) / 3.6
-                    travel = speed_ms * step
-            self._travel_m += travel
-            self._t += step
-        return pulses

@@ -52,9 +52,22 @@ ALTER TABLE sessions ADD COLUMN backward_fast_s REAL NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN level INTEGER;
 """
 
+# Progression needs days (device/program.py): a profile's last counted calendar day, and per
+# session its backward seconds at [program] qualifying_share of the cap in force.
+# A profile upgraded from v2 has no last day (NULL): its next qualifying session counts, so an
+# upgrade lets through at most one more session on the day it happens. Sessions stored before
+# v3 get backward_paced_s 0, not their backward_s: nobody measured their pace, and they may be
+# the very crawl this version stops counting. The value decides nothing already earned: the
+# level, the counts and the running unlock are kept in the profile row, and the program's
+# weeks count backward_s.
+_SCHEMA_V3 = """
+ALTER TABLE profiles ADD COLUMN last_qualifying_day INTEGER;
+ALTER TABLE sessions ADD COLUMN backward_paced_s REAL NOT NULL DEFAULT 0;
+"""
+
 # Entry i is the SQL script that takes a file from user_version i to i + 1, so a new schema
 # version is one new entry. Never edit an entry that has shipped.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
 
 
 class StoreError(Exception):

@@ -26,6 +26,9 @@ class Segment:
     ended_at: float | None = None
     distance_m: float = 0.0
     active_s: float = 0.0
+    # seconds walked on a moving belt while running, plus what a quick turn forward and back
+    # carried over from the segment before: the clock the backward cap's hold and ramp follow
+    walked_s: float = 0.0
 
 
 @dataclass
@@ -38,6 +41,9 @@ class SessionTotals:
     forward_s: float = 0.0
     top_speed_kmh: float = 0.0
     backward_fast_s: float = 0.0  # backward at or above the running-unlock speed
+    # backward on a moving belt at [program] qualifying_share of the cap in force, or faster:
+    # the walking a level-up asks for
+    backward_paced_s: float = 0.0
     energy: EnergyMeter = field(default_factory=lambda: EnergyMeter(70.0))
     segments: list[Segment] = field(default_factory=list)
 
@@ -75,6 +81,9 @@ class SessionMachine:
         self.config = config
         self.hold_s = hold_s
         self.fast_kmh = fast_kmh  # backward at this speed or faster counts towards running
+        # backward at this speed or faster counts toward a level; the controller sets it each
+        # tick from the cap in force (None: nothing counts)
+        self.paced_kmh: float | None = None
         self.mode = mode or Mode(config.initial_mode)
         self.state = SessionState.IDLE
         self.totals: SessionTotals | None = None
@@ -292,6 +301,9 @@ class SessionMachine:
         totals.distance_m += meters
         segment.distance_m += meters
         segment.active_s += dt
+        moving = kmh >= self.config.moving_kmh
+        if moving:
+            segment.walked_s += dt
         totals.top_speed_kmh = max(totals.top_speed_kmh, kmh)
         totals.energy.add(dt, kmh, self.mode)
         if self.mode is Mode.BACKWARD:
@@ -299,5 +311,7 @@ class SessionMachine:
             totals.backward_distance_m += meters
             if kmh >= self.fast_kmh:
                 totals.backward_fast_s += dt
+            if moving and self.paced_kmh is not None and kmh >= self.paced_kmh:
+                totals.backward_paced_s += dt
         else:
             totals.forward_s += dt

@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from device.config import Config, ConfigError, config_from_mapping
+from device.config import Config, ConfigError, config_from_mapping, merge_overrides
 from device.controller import CommandRefused
 from device.modes import Mode
 from device.recorder import Recorder, load_controller
-from device.scenario import Scenario, ScenarioError, SimulatedBelt, Step, load_scenario
+from device.scenario import Scenario, ScenarioError, Step, load_scenario
 from device.signals import RelayState
+from device.simulated_belt import SimulatedBelt
 from device.store import Store, StoreError
 from device.tick import TickResult
 
@@ -34,6 +35,7 @@ class Report:
     events: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[dict[str, Any]] | None = None  # one row per tick with --trace
 
     def add(self, result: TickResult) -> None:
         if result.sample is not None:
@@ -55,26 +57,40 @@ class Report:
             )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        report = {
             "samples": self.samples,
             "events": self.events,
             "sessions": self.sessions,
             "outputs": self.outputs,
         }
+        return report if self.trace is None else {**report, "trace": self.trace}
 
 
 class Simulation:
     """A treadmill, its walker's hands and the device's core objects, in virtual time."""
 
-    def __init__(self, scenario: Scenario, store: Store, *, config: Config | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        store: Store,
+        *,
+        config: Config | None = None,
+        trace: bool = False,
+        wall0: float | None = None,
+    ):
         self.scenario = scenario
         self.config = config or config_from_mapping(scenario.config, source="[config]")
-        self.wall0 = float(int(time.time()))
+        self.wall0 = float(int(time.time())) if wall0 is None else wall0
         self.controller = load_controller(store, self.config, t=0.0, wall0=self.wall0)
         self.recorder = Recorder(store, self.config, wall0=self.wall0, mono0=0.0)
-        self.belt = SimulatedBelt(self.config.sensor.meters_per_pulse)
+        check = self.config.sensor.check
+        self.belt = SimulatedBelt(
+            self.config.sensor.meters_per_pulse,
+            check_meters_per_pulse=None if check is None else check.meters_per_pulse,
+        )
         self.sensor_lost = False
-        self.report = Report()
+        self.check_lost = False
+        self.report = Report(trace=[] if trace else None)
         self._releases: list[float] = []  # when a held START button comes up
         self._next_reading = 0.0
 
@@ -96,6 +112,8 @@ class Simulation:
                 self._do(step)
             self._release_buttons(t)
             self._record(self.controller.tick(t))
+            if self.report.trace is not None:
+                self.report.trace.append(self._trace_row(t))
             tick += 1
         self._record(self.controller.shutdown(end_at))
         self.recorder.store.flush()
@@ -107,6 +125,10 @@ class Simulation:
         """Bring the belt to time t and hand its pulses (or readings) to the controller, each
         at its own time, before the tick at t looks at them."""
         pulses = self.belt.advance(t)
+        checked = self.belt.take_check_pulses()
+        if not self.check_lost:
+            for pulse_t in checked:
+                self.controller.check_pulse(pulse_t)
         if self.sensor_lost:
             return
         if self.controller.uses_pulses:
@@ -129,9 +151,18 @@ class Simulation:
                 jitter_pct=step.jitter_pct,
                 ripple_pct=step.ripple_pct,
                 ripple_hz=step.ripple_hz,
+                abrupt=step.abrupt,
             )
         elif step.action == "sensor":
             self.sensor_lost = step.value == "lost"
+        elif step.action == "check_sensor":
+            self.check_lost = step.value == "lost"
+        elif step.action == "reload":
+            overrides = {} if step.value is True else step.value
+            # a reload goes through the daemon's own validation; a bad one is a bad scenario
+            config = merge_overrides(self.config, overrides, source=f"step at {t} s: reload")
+            self.config = config
+            self.controller.reconfigure(t, config)
         elif step.action == "command":
             self._command(t, step.value)
 
@@ -150,15 +181,33 @@ class Simulation:
             self._releases.remove(release_t)
             self.controller.start_up(release_t)
 
+    def _trace_row(self, t: float) -> dict[str, Any]:
+        """What the belt truly did at this tick beside what the device believed."""
+        controller = self.controller
+        speed, limit = controller.speed_kmh(t), controller.guard.limit
+        return {
+            "t": t,
+            "belt_kmh": round(self.belt.speed_kmh(t), 3),
+            "belt_m": round(self.belt.travel_m, 3),
+            "speed_kmh": None if speed is None else round(speed, 2),
+            "mode": controller.session.mode.value,
+            "state": controller.session.state.value,
+            "cap_kmh": None if limit is None else limit.cap_kmh,
+            "relay": controller.guard.relay.value,
+            "sensor": controller.sensor.verdict.state.value,
+        }
+
     def _record(self, result: TickResult) -> None:
         for change in result.outputs:
             if change.name == "relay" and change.state == RelayState.OPEN.value:
                 self.belt.key_pulled()
+            elif change.name == "relay":
+                self.belt.key_back()
         self.recorder.record(result)
         self.report.add(result)
 
 
-def simulate_main(scenario_path: str, *, db: str | None = None) -> int:
+def simulate_main(scenario_path: str, *, db: str | None = None, trace: bool = False) -> int:
     """Run a scenario file and print the report; 2 with one sentence for a bad file."""
     try:
         scenario = load_scenario(scenario_path)
@@ -173,7 +222,11 @@ def simulate_main(scenario_path: str, *, db: str | None = None) -> int:
         except StoreError as exc:
             print(exc, file=sys.stderr)
             return 2
-        report = Simulation(scenario, store, config=config).run()
+        try:
+            report = Simulation(scenario, store, config=config, trace=trace).run()
+        except ConfigError as exc:  # a reload step with overrides the daemon would refuse
+            print(exc, file=sys.stderr)
+            return 2
     json.dump(report.as_dict(), sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -32,9 +32,11 @@ from bisect import bisect_left, bisect_right
 KMH_PER_MPS = 3.6
 
 # An edge sooner than this fraction of the interval at max speed is a bounce: reed switches
-# chatter 1-3 ms after closing, while a belt at max speed with the foot-strike surge (+5 %) and
-# edge jitter still keeps its edges above 0.9 of that interval.
-DEBOUNCE_FRACTION = 0.8
+# chatter 1-3 ms after closing (a twentieth of the 22.6 ms interval at 25 km/h and 0.157 m).
+# Half, not more, so a belt faster than max_speed_kmh reads faster than it (up to twice max
+# every edge counts; beyond, one in k does and the reading stays above max) and is caught as
+# a fault, rather than read at half its speed as every other edge is taken for a bounce.
+DEBOUNCE_FRACTION = 0.5
 # The display averages the whole intervals in this span minus one interval, so a speed step has
 # fully reached the display after DISPLAY_SETTLE_S (or after two intervals at slow speed).
 DISPLAY_SETTLE_S = 0.45
@@ -94,11 +96,22 @@ class SpeedEstimator:
         """Forget every edge: the belt reads 0 until two new edges arrive."""
         self._times: list[float] = []  # accepted edge times, oldest first
         self._run_start = 0  # index in _times of the first edge after the last standstill
+        self.run_intervals = 0  # intervals measured since the last standstill
         self._last_interval: float | None = None  # seconds; None: no interval in this run
         self._pace_interval = math.inf  # seconds per pulse for the open interval
         self._display_mps = 0.0  # the display's mean at the last edge, m/s
         self.pulses = 0  # accepted edges since construction or reset()
         self.bounces = 0  # edges ignored as bounces
+
+    def rescaled(self, meters_per_pulse: float, *, max_speed_kmh: float) -> SpeedEstimator:
+        """A new estimator for new calibration that has seen the same edges: a reload keeps
+        reading the belt instead of starting from standstill."""
+        fresh = SpeedEstimator(
+            meters_per_pulse, max_speed_kmh=max_speed_kmh, history_s=self.history_s
+        )
+        for t in self._times:
+            fresh.pulse(t)
+        return fresh
 
     # -- input ------------------------------------------------------------------------------
 
@@ -116,8 +129,10 @@ class SpeedEstimator:
                 # about the speed it starts with.
                 self._run_start = len(times)
                 self._last_interval = None
+                self.run_intervals = 0
             else:
                 self._last_interval = gap
+                self.run_intervals += 1
         times.append(t)
         self.pulses += 1
         if self._last_interval is None:
@@ -135,6 +150,33 @@ class SpeedEstimator:
     def last_pulse_t(self) -> float | None:
         """Time of the last accepted edge (seconds), None before any."""
         return self._times[-1] if self._times else None
+
+    @property
+    def pace_kmh(self) -> float:
+        """The belt speed at the pace of the last second's whole intervals, as of the last
+        edge, km/h; 0 after a lone first edge."""
+        if math.isinf(self._pace_interval):
+            return 0.0
+        return self.meters_per_pulse / self._pace_interval * KMH_PER_MPS
+
+    @property
+    def run_started_t(self) -> float | None:
+        """Time of the first edge after the last standstill, None before any edge."""
+        return self._times[self._run_start] if self._times else None
+
+    def stopped(self, t: float) -> bool:
+        """True once the belt reads stopped at t: no edge for the stop bound after the last
+        one (or no edge at all)."""
+        return not self._times or t - self._times[-1] > self._stop_after()
+
+    def speed_known(self, t: float) -> bool:
+        """Whether a reading at t rests on enough edges to vouch for it: at least two intervals
+        since the belt last stood still, or a standstill long enough that no moving belt could
+        have hidden in it. After a lone edge (a magnet on the belt passes every 3 m) the belt
+        may be running at any speed until the next ones arrive."""
+        if not self._times or t - self._times[-1] > self.standstill_s:
+            return True
+        return self.run_intervals >= 2
 
     @property
     def stored_pulses(self) -> int:

@@ -2,14 +2,18 @@
 built from the Controller's parts. Pure: the time is an argument.
 
 Keys the dashboard relies on: speed_kmh, mean_kmh, mode, state, cap_kmh, next_cap_kmh,
-next_cap_in_s, warning (None, or its reason, speed, cap and seconds_left), enforcement,
-cap_enforced, level, program (this week's sessions against the target), elapsed_s,
-distance_m, backward_s, forward_s, kcal (an estimate), sensor, message.
+next_cap_in_s, warning (None, or its reason, speed, cap, seconds_left, whether a stop is
+coming and the guard's scope), limit_kmh, guard, grace_left_s, enforcement, cap_enforced,
+weakened, level, program (this week's sessions against the target), elapsed_s, distance_m,
+backward_s, forward_s, kcal (an estimate), sensor (its state in a word and a sentence),
+message.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from device.config import BackwardConfig, Config
 
 if TYPE_CHECKING:
     from device.controller import Controller
@@ -21,6 +25,9 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 def device_status(controller: Controller, t: float) -> dict[str, Any]:
     schedule = controller.cap(t)
+    limit = controller.guard.limit
+    if limit is not None and schedule is not None and limit.cap_kmh < schedule.cap_kmh:
+        schedule = None  # held lower than the session's schedule (after an enforced stop)
     totals = controller.session.totals
     status: dict[str, Any] = {
         "machine_id": controller.config.machine.id,
@@ -29,13 +36,15 @@ def device_status(controller: Controller, t: float) -> dict[str, Any]:
         "mean_kmh": _rounded(controller.mean_kmh(t), 2),
         "mode": controller.session.mode.value,
         "state": controller.session.state.value,
-        "cap_kmh": schedule.cap_kmh if schedule else None,
+        # the cap in force: the session's, or the one the guard holds outside a session
+        "cap_kmh": limit.cap_kmh if limit else None,
         "next_cap_kmh": schedule.next_cap_kmh if schedule else None,
         "next_cap_in_s": _rounded(schedule.next_cap_in_s, 1) if schedule else None,
         **controller.progression.status(t + controller.wall_offset),
         "sensor": _sensor(controller, t),
         **controller.guard.status(),
         "message": controller.message,
+        "weakened": weakened(controller.config),
         "elapsed_s": None,
         "distance_m": None,
         "backward_s": None,
@@ -55,7 +64,32 @@ def device_status(controller: Controller, t: float) -> dict[str, Any]:
 
 
 def _sensor(controller: Controller, t: float) -> dict[str, Any]:
-    if controller.uses_pulses:
-        return {"kind": "hall", "ok": True}
-    stale = controller.readings.is_stale(t)
-    return {"kind": "serial", "ok": not stale, "detail": "no reading" if stale else ""}
+    verdict = controller.sensor.verdict
+    return {
+        "kind": controller.config.sensor.kind,
+        "ok": verdict.trusted,
+        "state": verdict.state.value,
+        "channel": verdict.channel,
+        "detail": verdict.detail,
+        "checked": controller.config.sensor.check is not None,
+    }
+
+
+def weakened(config: Config) -> list[str]:
+    """The safety settings looser than the ones retrotread ships, in a few words each: the
+    live page shows them at all times, not only once the belt is over the cap."""
+    b, shipped = config.backward, BackwardConfig()
+    words = []
+    if config.enforce.action == "none":
+        words.append("cap not enforced")
+    if b.grace_s > shipped.grace_s:
+        words.append(f"grace {b.grace_s:g} s")
+    if b.tolerance_kmh > shipped.tolerance_kmh:
+        words.append(f"tolerance {b.tolerance_kmh:g} km/h")
+    if b.start_cap_kmh > shipped.start_cap_kmh:
+        words.append(f"start cap {b.start_cap_kmh:g} km/h")
+    if b.ramp_step_kmh / b.ramp_every_s > shipped.ramp_step_kmh / shipped.ramp_every_s or (
+        b.hold_s < shipped.hold_s
+    ):
+        words.append("faster ramp")
+    return words

@@ -41,7 +41,7 @@ URGENT_KINDS = frozenset({EventKind.SESSION_STARTED, EventKind.SESSION_ENDED,
     EventKind.START_REFUSED, EventKind.OVERSPEED_WARNING, EventKind.ENFORCED_STOP,
     EventKind.NOT_ENFORCED, EventKind.SENSOR_LOST})  # fmt: skip
 TOTALS = ("distance_m", "backward_s", "forward_s", "backward_distance_m", "top_speed_kmh", "kcal",
-          "backward_fast_s")  # fmt: skip
+          "backward_fast_s", "backward_paced_s")  # fmt: skip
 _INSERT_SAMPLE = (
     "INSERT INTO samples (t, speed_kmh, mode, state, cap_kmh, session_id) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -49,7 +49,7 @@ _INSERT_EVENT = "INSERT INTO events (session_id, t, kind, details) VALUES (?, ?,
 _NOTE_LAST_SAMPLE = (
     "UPDATE sessions SET last_sample_at = MAX(COALESCE(last_sample_at, ?1), ?1) WHERE id = ?2"
 )
-_PROFILE_COLUMNS = tuple(f.name for f in fields(Profile))  # the profiles table's, since v2
+_PROFILE_COLUMNS = tuple(f.name for f in fields(Profile))  # the profiles table's, since v3
 
 
 class Store(History):
@@ -183,13 +183,16 @@ class Store(History):
         top_speed_kmh: float | None = None,
         kcal: float | None = None,
         backward_fast_s: float | None = None,
+        backward_paced_s: float | None = None,
     ) -> None:
         """Hold the session's running totals; the next flush writes them in the same
         transaction as the samples, so after a crash the two agree. None leaves one as is.
-        `backward_fast_s` is the backward time at [program] running_unlock_kmh or faster."""
+        `backward_fast_s` is the backward time at [program] running_unlock_kmh or faster,
+        `backward_paced_s` the backward time at [program] qualifying_share of the cap in force
+        or faster (SessionTotals.backward_paced_s)."""
         self._require_open(session_id)
         values = (distance_m, backward_s, forward_s, backward_distance_m, top_speed_kmh, kcal,
-                  backward_fast_s)  # fmt: skip
+                  backward_fast_s, backward_paced_s)  # fmt: skip
         given = {name: v for name, v in zip(TOTALS, values, strict=True) if v is not None}
         if given:
             self._totals.setdefault(session_id, {}).update(given)

@@ -9,8 +9,8 @@ from device.config import Config, config_from_mapping, merge_overrides
 from device.controller import CommandRefused, Controller
 from device.events import EventKind
 from device.modes import Mode, SessionState
-from device.scenario import SimulatedBelt
 from device.signals import TUNES, LedPattern, RelayState, Tune
+from device.simulated_belt import SimulatedBelt
 from device.tick import TickResult
 
 TICK_S = 0.1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +23,9 @@ from device.program import (
     week_progress,
 )
 
-T0 = 1_760_000_000.0  # epoch seconds: the first session
+# epoch seconds: the first session, 9:00 local time, so that sessions whole days apart fall on
+# distinct local calendar days in any time zone
+T0 = datetime(2025, 10, 9, 9, 0).timestamp()
 DAY = 86400.0
 CONFIG = Config()
 HOME = config_from_mapping({"program": {"single_user": True, "profile": "ana"}})
@@ -32,10 +36,12 @@ def walk(
     *,
     backward_min: float = 12,
     fast_min: float = 0,
+    paced_min: float | None = None,
     reason: EndReason = EndReason.BUTTON,
     level: int = 1,
 ) -> SessionSummary:
-    """A session on `day` of the program with `backward_min` minutes walked backward."""
+    """A session on `day` of the program with `backward_min` minutes walked backward, of them
+    `paced_min` (all of them unless told) at [program] qualifying_share of the cap or faster."""
     start = T0 + day * DAY
     return SessionSummary(
         started_at=start,
@@ -44,6 +50,7 @@ def walk(
         backward_s=backward_min * 60,
         backward_fast_s=fast_min * 60,
         level=level,
+        backward_paced_s=(backward_min if paced_min is None else paced_min) * 60,
     )
 
 
@@ -59,7 +66,7 @@ def walk_all(profile: Profile, sessions: list[SessionSummary], config: Config = 
 # ---- levels --------------------------------------------------------------------------------
 
 
-def test_level_up_comes_on_the_fourth_completed_session_not_the_third() -> None:
+def test_level_up_comes_on_the_fourth_day_with_a_completed_session_not_the_third() -> None:
     after_three, events = walk_all(Profile("ana"), [walk(d) for d in range(3)])
     assert (after_three.level, after_three.qualifying_at_level, events) == (1, 3, [])
     after_four, [event] = after_session(after_three, walk(3), CONFIG, t=42.0)
@@ -81,6 +88,7 @@ def test_nine_minute_session_does_not_count_toward_the_level() -> None:
 def test_exactly_ten_minutes_backward_counts() -> None:
     profile, _ = after_session(Profile("ana"), walk(backward_min=10), CONFIG, t=0.0)
     assert profile.qualifying_total == 1
+    assert profile.last_qualifying_day == datetime(2025, 10, 9).toordinal()
 
 
 def test_session_cut_by_a_crash_does_not_count() -> None:
@@ -288,6 +296,7 @@ sessions_st = st.builds(
     backward_s=st.floats(0, 3600),
     backward_fast_s=st.floats(0, 1200),
     level=st.integers(1, 4),
+    backward_paced_s=st.floats(0, 3600),
 )
 
 
@@ -302,6 +311,7 @@ def test_level_and_completed_sessions_never_go_down(
         assert after.qualifying_total >= profile.qualifying_total
         assert after.running_unlocked >= profile.running_unlocked
         assert after.level <= max(start_level, len(CONFIG.backward.level_caps_kmh))
+        assert (after.last_qualifying_day or 0) >= (profile.last_qualifying_day or 0)
         profile = after
 
 

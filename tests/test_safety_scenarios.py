@@ -23,8 +23,9 @@ from virtual_clock import VirtualClock
 from device.config import config_from_mapping
 from device.daemon import Daemon, Input
 from device.events import Event, EventKind
-from device.scenario import Scenario, SimulatedBelt, Step, load_scenario
+from device.scenario import Scenario, Step, load_scenario
 from device.simulate import Simulation
+from device.simulated_belt import SimulatedBelt
 from device.store import Store
 from device.tick import TickResult
 

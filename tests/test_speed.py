@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.speed import SpeedEstimator
+from device.speed import DEBOUNCE_FRACTION, SpeedEstimator
 
 T0 = 100.0
 ROLLER_M = 0.157  # one magnet on a 50 mm roller, the default config
@@ -35,8 +35,8 @@ def belt(kmh: float, meters_per_pulse: float, seconds: float, *, start: float = 
     return [start + k * step for k in range(int(seconds / step) + 1)]
 
 
-def fed(meters_per_pulse: float, edges: list[float]) -> SpeedEstimator:
-    estimator = SpeedEstimator(meters_per_pulse)
+def fed(meters_per_pulse: float, edges: list[float], **kwargs) -> SpeedEstimator:
+    estimator = SpeedEstimator(meters_per_pulse, **kwargs)
     for t in edges:
         estimator.pulse(t)
     return estimator
@@ -273,7 +273,28 @@ def test_readings_are_never_negative_nor_faster_than_debounced_edges_allow(
         estimator.pulse(t)
     for wait in waits:
         for reading in (estimator.speed_kmh(t + wait), estimator.mean_kmh(t + wait, 3.0)):
-            assert 0.0 <= reading <= 25.0 / 0.8 + 1e-9
+            assert 0.0 <= reading <= 25.0 / DEBOUNCE_FRACTION + 1e-9
+
+
+def test_a_belt_faster_than_max_speed_reads_faster_than_max_not_half_its_speed():
+    # 9 km/h on a sensor trusted up to 6 km/h: every edge still counts, so the guard sees a
+    # reading over max_speed_kmh (a fault), not 4.5 km/h
+    for kmh in (6.5, 9.0, 13.0, 20.0):
+        estimator = fed(0.157, belt(kmh, 0.157, 10.0), max_speed_kmh=6.0)
+        assert estimator.mean_kmh(estimator.last_pulse_t, 3.0) > 6.0, kmh
+
+
+def test_a_lone_edge_after_a_standstill_does_not_vouch_for_the_speed():
+    # a magnet on the belt: 3.16 m per pulse, so at 6 km/h the edges come 1.9 s apart
+    estimator = SpeedEstimator(3.16, max_speed_kmh=25.0)
+    assert estimator.speed_known(T0)  # nothing seen: the belt stands
+    estimator.pulse(T0)
+    assert estimator.speed_kmh(T0 + 1.0) == 0.0 and not estimator.speed_known(T0 + 1.0)
+    estimator.pulse(T0 + 1.9)
+    assert not estimator.speed_known(T0 + 2.0)  # one interval
+    estimator.pulse(T0 + 3.8)
+    assert estimator.speed_known(T0 + 3.9)
+    assert estimator.speed_kmh(T0 + 3.9) == pytest.approx(6.0, rel=0.01)
 
 
 # -- bookkeeping ------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Profiles and the program in the history file: the progress a walker keeps between sessions,
-the sessions the program counts, and the upgrade that added them (schema version 2)."""
+the sessions the program counts, and the upgrades that added them (schema versions 2 and 3)."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from device.program import (
     Profile,
     SessionSummary,
     after_session,
+    calendar_day,
     profile_name,
     session_profile,
     week_progress,
@@ -38,7 +40,7 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "retrotread.db"
 
 
-def test_version_1_file_upgrades_to_version_2_keeping_sessions_and_profiles(
+def test_version_1_file_upgrades_to_the_current_version_keeping_sessions_and_profiles(
     db_path: Path,
 ) -> None:
     # the file exactly as the first release wrote it
@@ -59,10 +61,44 @@ def test_version_1_file_upgrades_to_version_2_keeping_sessions_and_profiles(
         [session] = store.sessions()
         assert (session.backward_s, session.backward_fast_s, session.level) == (720, 0, None)
         assert store.session_summaries("ana") == [
-            SessionSummary(T0, T0 + 800, "button", 720, 0.0, None)
+            SessionSummary(T0, T0 + 800, "button", 720, 0.0, None, backward_paced_s=0.0)
         ]
     with reader(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 3
+
+
+def test_version_2_file_upgrades_to_version_3_keeping_the_levels_earned(db_path: Path) -> None:
+    # the file exactly as schema version 2 wrote it: a walker at level 3, twelve sessions
+    # counted and running unlocked, and one session walked at level 3
+    db_path.parent.mkdir()
+    with sqlite3.connect(db_path) as db:
+        db.executescript("\n".join(schema.MIGRATIONS[:2]) + "\nPRAGMA user_version = 2;")
+        db.execute(
+            "INSERT INTO sessions (started_at, ended_at, end_reason, backward_s, backward_fast_s,"
+            " machine_id, profile, level) VALUES (?, ?, 'button', 720, 300, 'treadmill-1',"
+            " 'ana', 3)",
+            (T0, T0 + 800),
+        )
+        db.execute(
+            "INSERT INTO profiles (name, level, weight_kg, qualifying_at_level, qualifying_total,"
+            " running_unlocked, fast_session_done, program_started_at)"
+            " VALUES ('ana', 3, 82, 2, 12, 1, 1, ?)",
+            (T0 - 20 * DAY,),
+        )
+    db.close()
+
+    with Store(db_path) as store:
+        ana = store.profile("ana")
+        assert ana == Profile("ana", 3, 82, 2, 12, True, True, T0 - 20 * DAY)
+        assert ana.last_qualifying_day is None  # the next qualifying session counts
+        # nobody measured the old session's pace: it counts for nothing it did not earn
+        assert store.session_summaries("ana") == [
+            SessionSummary(T0, T0 + 800, "button", 720, 300.0, 3, backward_paced_s=0.0)
+        ]
+        assert store.profile("guest") == Profile("guest")
+    with reader(db_path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("SELECT backward_paced_s FROM sessions").fetchall() == [(0.0,)]
 
 
 def walked(
@@ -72,16 +108,18 @@ def walked(
     profile: str = "ana",
     backward_s: float = 720,
     fast_s: float = 0,
+    paced_s: float | None = None,
     level: int = 1,
 ) -> int:
-    """One ended backward session of `profile` starting at epoch `start`."""
+    """One ended backward session of `profile` starting at epoch `start`, `paced_s` of its
+    backward seconds (all unless told) at [program] qualifying_share of the cap or faster."""
     session_id = store.open_session(
         start, mode=Mode.BACKWARD, machine_id="treadmill-1", profile=profile, level=level
     )
     end = start + backward_s + 30
-    store.end_session(
-        session_id, end, EndReason.BUTTON, backward_s=backward_s, backward_fast_s=fast_s
-    )
+    paced = backward_s if paced_s is None else paced_s
+    store.end_session(session_id, end, EndReason.BUTTON, backward_s=backward_s,
+                      backward_fast_s=fast_s, backward_paced_s=paced)  # fmt: skip
     return session_id
 
 
@@ -105,11 +143,20 @@ def test_profile_progress_survives_a_restart_and_the_web_reads_it(db_path: Path)
             running_unlocked=True,
             fast_session_done=True,
             program_started_at=T0,
+            last_qualifying_day=date(2025, 10, 9).toordinal(),
         )
         store.save_profile(unlocked)  # the same walker again: updated, not duplicated
         with History(db_path) as web:
             assert web.profile("ana") == unlocked
             assert web.profile("guest") == Profile("guest")
+
+
+def test_web_history_reads_the_last_counted_day(db_path: Path) -> None:
+    ana = Profile("ana", qualifying_total=1, last_qualifying_day=date(2025, 10, 9).toordinal())
+    with Store(db_path) as store:
+        store.save_profile(ana)
+    with History(db_path) as web:
+        assert web.profile("ana") == ana
 
 
 def test_saving_a_profile_writes_the_buffered_samples_too(db_path: Path) -> None:
@@ -136,45 +183,56 @@ def test_session_keeps_its_level_and_fast_backward_seconds(db_path: Path) -> Non
         session_id = store.open_session(
             T0, mode=Mode.BACKWARD, machine_id="treadmill-1", profile="ana", level=3
         )
-        store.update_totals(session_id, backward_s=400, backward_fast_s=120)
+        store.update_totals(session_id, backward_s=400, backward_fast_s=120, backward_paced_s=90)
         store.flush()
         with History(db_path) as web:
             live = web.session(session_id)
             assert live is not None and (live.backward_fast_s, live.level) == (120, 3)
-        store.end_session(session_id, T0 + 700, EndReason.BUTTON, backward_fast_s=310)
+            assert web.session_summaries("ana") == []  # not a finished session yet
+        store.end_session(session_id, T0 + 700, EndReason.BUTTON, backward_fast_s=310,
+                          backward_paced_s=380)  # fmt: skip
         ended = store.session(session_id)
         assert ended is not None and (ended.backward_s, ended.backward_fast_s) == (400, 310)
+        [summary] = store.session_summaries("ana")
+        assert (summary.backward_paced_s, summary.level) == (380, 3)
 
 
 def test_program_reads_the_ended_sessions_of_one_walker_since_a_time(db_path: Path) -> None:
     with Store(db_path) as store:
         walked(store, T0 - 10 * DAY)  # before the window
-        walked(store, T0 + 2 * DAY, fast_s=300, level=2)
+        walked(store, T0 + 2 * DAY, fast_s=300, paced_s=610, level=2)
         walked(store, T0, backward_s=540)
         walked(store, T0 + DAY, profile="guest")  # someone else
         # still on the belt: not a finished session yet
         store.open_session(T0 + 3 * DAY, mode=Mode.BACKWARD, machine_id="treadmill-1")
         summaries = store.session_summaries("ana", T0)
     assert summaries == [
-        SessionSummary(T0, T0 + 570, EndReason.BUTTON, 540, 0.0, 1),
-        SessionSummary(T0 + 2 * DAY, T0 + 2 * DAY + 750, EndReason.BUTTON, 720, 300.0, 2),
+        SessionSummary(T0, T0 + 570, EndReason.BUTTON, 540, 0.0, 1, backward_paced_s=540),
+        SessionSummary(T0 + 2 * DAY, T0 + 2 * DAY + 750, EndReason.BUTTON, 720, 300.0, 2, 610),
     ]
 
 
 def test_home_walkers_first_week_read_back_from_the_file(db_path: Path) -> None:
     config = config_from_mapping({"program": {"single_user": True, "profile": "ana"}})
-    with Store(db_path) as store:
-        for day in range(4):
+    earned, first = [], datetime(2025, 10, 9, 8, 0).timestamp()  # 8:00 local, in any zone
+    # four days, at 8:00 and 14:00: the daemon restarts between sessions and reads the profile
+    # back, last counted day included, so the second session of a day counts for nothing
+    for start in (first + day * DAY + hour * 3600 for day in range(4) for hour in (0, 6)):
+        with Store(db_path) as store:
             ana = session_profile(store.profile(profile_name(config)), config)
-            walked(store, T0 + day * DAY, level=ana.level)
-            [summary] = store.session_summaries("ana", T0 + day * DAY)
-            ana, events = after_session(ana, summary, config, t=float(day))
+            walked(store, start, level=ana.level)
+            [summary] = store.session_summaries("ana", start)
+            ana, events = after_session(ana, summary, config, t=start)
+            earned += events
             store.save_profile(ana)
     with History(db_path) as web:
         ana = web.profile("ana")
-        assert (ana.level, ana.qualifying_total, ana.program_started_at) == (2, 4, T0)
-        assert [e.kind for e in events] == [EventKind.LEVEL_UP]
+        assert (ana.level, ana.qualifying_total, ana.program_started_at) == (2, 4, first)
+        assert ana.last_qualifying_day == calendar_day(first + 3 * DAY)
+        assert [e.kind for e in earned] == [EventKind.LEVEL_UP]
+    with History(db_path) as web:
         progress = week_progress(
-            ana.program_started_at, web.session_summaries("ana", T0), T0 + 5 * DAY, config
+            ana.program_started_at, web.session_summaries("ana", first), first + 5 * DAY, config
         )
-        assert (progress.week, progress.sessions_done, progress.per_week) == (1, 4, (4, 0, 0, 0))
+        # the program's weeks count every completed session of session_min_s
+        assert (progress.week, progress.sessions_done, progress.per_week) == (1, 8, (8, 0, 0, 0))

@@ -55,8 +55,13 @@ class HallSensor:
         pin_factory=None,
         pull_up: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        what: str = WHAT,
+        key: str = KEY,
     ):
+        """`what` and `key` name the sensor in error sentences (the check sensor has its
+        own: "the check sensor", "[sensor.check] pin")."""
         self._pin_name = pin
+        self._what, self._key = what, key
         self._on_pulse = on_pulse
         self._clock = clock
         self._device: GPIODevice | None = None
@@ -64,7 +69,7 @@ class HallSensor:
         self.pulse_count = 0
         if pin_factory is None:
             try:
-                pin_factory = default_pin_factory(pin, what=WHAT, key=KEY)
+                pin_factory = default_pin_factory(pin, what=what, key=key)
             except PinError as exc:
                 raise SourceError(str(exc)) from exc
         factory = pin_factory
@@ -80,7 +85,7 @@ class HallSensor:
             gpio.when_changed = self._edge
         except SETUP_ERRORS as exc:
             self.close()
-            raise SourceError(explain_pin_error(exc, pin, what=WHAT, key=KEY)) from exc
+            raise SourceError(explain_pin_error(exc, pin, what=what, key=key)) from exc
 
     @property
     def pin(self) -> int | str:
@@ -125,8 +130,9 @@ class HallSensor:
             if not self._clock_mismatch_logged:
                 self._clock_mismatch_logged = True
                 log.warning(
-                    "hall sensor on pin %s: edge ticks are %.1f s away from now, so the pin "
+                    "%s on pin %s: edge ticks are %.1f s away from now, so the pin "
                     "factory's clock is not monotonic time; using callback times instead",
+                    self._what,
                     self._pin_name,
                     age,
                 )

@@ -1,0 +1,310 @@
+"""Whether the device can vouch for the belt speed it reads.
+
+A hall sensor that dies reads exactly like a belt that stopped: no more edges. What tells them
+apart is the belt's physics. A console brings a belt to a stop gradually (1-2 km/h per
+second), so a belt that was running at v keeps passing magnets for a while: it covers
+v^2 / (2 a) before it stands. Edges that end sooner than that are not the belt's doing. They
+come from a sensor that died or came loose, or from a pulled safety key. Either way the
+device cannot vouch for the speed, so in backward mode the guard counts it as over the limit.
+If the key really was pulled, the enforcement then acts on a stopped belt: a beep and a relay
+pulse, never a fall. When our own relay cut the belt, the end of the edges is explained and
+raises nothing.
+
+Edges that stop and resume at a speed no belt could regain in the gap are dropouts (a loose
+wire, a magnet that is too far away). That fault latches until the belt has been seen
+stopped and START is pressed.
+
+A second sensor ([sensor.check]) sees the same belt through its own magnet. The two must
+agree; one pulsing while the other is silent, or readings further apart than the tolerance,
+is a fault that names the channel. One sensor alone cannot tell a dead sensor on a slow belt
+from a stopped belt: below about 2.5 km/h (at 0.157 m per pulse) a belt can stop within two
+pulses, so no rule on the pulses can say it did not. Only a second channel can.
+
+Pure: time is an argument. The controller feeds the edges and asks for a verdict each tick.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from device.readings import ReadingSpeed
+from device.speed import KMH_PER_MPS, SpeedEstimator
+
+ENFORCE_WINDOW_S = 3.0  # the window of the mean the rules use (the controller's too)
+
+# The quickest ordinary stop a console makes, km/h per second (the simulated one stops at
+# 1.5). Edges that end sooner than a belt slowing at this rate could stop count as abrupt.
+STOP_RATE_KMH_PER_S = 2.0
+# The quickest start from standstill; a belt back at speed sooner than this allows never
+# stopped at all.
+START_RATE_KMH_PER_S = 2.0
+# A belt slowing at the stop rate must have passed this many more magnets before the end of
+# its edges counts as abrupt: one missed pulse is not a fault yet.
+MISSING_PULSES = 2
+# The one-second pace may be this much faster than the belt at its last edge: foot-strike
+# ripple (+-7 %) and edge jitter (+-5 %) around it, with room to spare.
+PACE_MARGIN = 0.8
+# Two channels on one belt agree within AGREE_KMH + AGREE_SHARE of the faster 3 s mean:
+# each meters_per_pulse is calibrated to about 3 % (6 % between the two), a belt creeps on its
+# roller under a foot strike by a few percent, and in a 3 s window the slower channel's
+# reading can be a whole pulse off (0.19 km/h at 0.157 m; more with fewer magnets).
+AGREE_KMH = 0.5
+AGREE_SHARE = 0.15
+DISAGREE_FOR_S = 1.0  # for this long, so a speed change seen a pulse apart is not a fault
+# A channel is silent when the other reads the belt moving and its own next edge is this many
+# of its intervals (at the other's speed) overdue, and at least SILENT_MIN_S.
+SILENT_INTERVALS = 2.5
+SILENT_MIN_S = 1.0
+MOVING_KMH = 0.3  # the other channel must read at least this to call one silent
+# A dropout fault clears only on START after the belt was seen stopped: our relay cut it, or
+# no edge came for this long.
+SEEN_STOPPED_S = 5.0
+# After our relay cut the belt, it may coast this long before it stands.
+COAST_S = 1.0
+
+
+class SensorState(StrEnum):
+    """The device's word on its speed reading; anything but OK means speed unknown."""
+
+    OK = "ok"
+    STALE = "stale"  # a serial source with no reading for stale_s
+    SUSPECT = "suspect"  # hall edges ended more abruptly than a belt can stop
+    DROPOUT = "dropout"  # edges stopped and resumed at speed: latched
+    TOO_FAST = "too fast"  # a reading above [sensor] max_speed_kmh
+    SILENT = "silent"  # this channel is silent while the other sees the belt move
+    DISAGREE = "disagree"  # the two channels read different speeds
+
+
+@dataclass(frozen=True)
+class SensorVerdict:
+    state: SensorState
+    channel: str = ""  # "hall", "serial" or "check": the channel at fault
+    detail: str = ""  # one sentence for the walker and the journal
+
+    @property
+    def trusted(self) -> bool:
+        return self.state is SensorState.OK
+
+
+TRUSTED = SensorVerdict(SensorState.OK)
+
+
+class PulseTrust:
+    """One hall channel: its estimator and what its edges say about it."""
+
+    def __init__(self, estimator: SpeedEstimator, *, channel: str):
+        self.estimator = estimator
+        self.channel = channel
+        self.suspect = False
+        self.dropout = False
+        self._suspect_gap_from: float | None = None  # the last edge before a suspicious gap
+        self._excused_until = -math.inf  # runs started before this end as our relay cut them
+        self._seen_stopped = False
+
+    def pulse(self, t: float) -> None:
+        estimator = self.estimator
+        if not estimator.pulse(t) or not self.suspect:
+            return
+        gap_from, run = self._suspect_gap_from, estimator.run_started_t
+        assert gap_from is not None and run is not None
+        if run <= gap_from:
+            # the run went on after the gap: the belt never stopped, the edges were lost
+            self._latch_dropout()
+        elif estimator.run_intervals >= 1:
+            # the first interval of a new run decides: a belt that really stopped comes back
+            # from standstill no faster than the start rate allows
+            back_kmh = estimator.meters_per_pulse / (t - run) * KMH_PER_MPS
+            if back_kmh > START_RATE_KMH_PER_S * (t - gap_from):
+                self._latch_dropout()
+            else:
+                self.suspect = False
+                self._suspect_gap_from = None
+
+    def judge(self, t: float) -> SensorVerdict:
+        estimator = self.estimator
+        if self.dropout:
+            last = estimator.last_pulse_t
+            if last is None or t - last >= SEEN_STOPPED_S:
+                self._seen_stopped = True
+            return SensorVerdict(
+                SensorState.DROPOUT,
+                self.channel,
+                f"The {self._name()} lost pulses at speed; stop the belt and press START once "
+                "its wiring is checked.",
+            )
+        if not self.suspect and self._ended_abruptly(t):
+            self.suspect = True
+            self._suspect_gap_from = estimator.last_pulse_t
+        if self.suspect:
+            return SensorVerdict(
+                SensorState.SUSPECT,
+                self.channel,
+                f"The {self._name()}'s pulses ended more abruptly than a belt can stop; "
+                "the belt speed is unknown.",
+            )
+        top = estimator.max_speed_kmh
+        if estimator.mean_kmh(t, ENFORCE_WINDOW_S) > top:
+            return SensorVerdict(
+                SensorState.TOO_FAST,
+                self.channel,
+                f"The {self._name()} reads faster than [sensor] max_speed_kmh ({top:g} km/h); "
+                "check the sensor's gap to the magnet, or max_speed_kmh.",
+            )
+        return TRUSTED
+
+    def belt_cut(self, t: float) -> None:
+        """Our relay opened the safety-key loop: the belt stops now, for a reason we know.
+        The edges before the cut say nothing of the belt after it (the 3 s mean would remember
+        a speed the belt no longer has), so they are forgotten; the belt coasting to a stop
+        for a moment after the cut ends its edges abruptly, and that is explained too."""
+        self.estimator.reset()
+        self._excused_until = t + COAST_S
+        self.suspect = False
+        self._suspect_gap_from = None
+        if self.dropout:
+            self._seen_stopped = True
+
+    def start_pressed(self, t: float) -> None:
+        """START on the treadmill: it clears a dropout once the belt was seen stopped."""
+        if self.dropout and self._seen_stopped and self.estimator.stopped(t):
+            self.dropout = False
+            self._seen_stopped = False
+
+    def silent_for(self, t: float, other_kmh: float, other_run_started: float | None) -> bool:
+        """Whether this channel has been silent too long for a belt the other reads at
+        `other_kmh`."""
+        if other_kmh < MOVING_KMH:
+            return False
+        expected = self.estimator.meters_per_pulse / (other_kmh / KMH_PER_MPS)
+        # counted from the later of its own last edge and the other's start: from standstill
+        # this channel's magnet may be up to an interval away when the belt starts
+        marks = [x for x in (self.estimator.last_pulse_t, other_run_started) if x is not None]
+        if not marks:
+            return False
+        return t - max(marks) > max(SILENT_INTERVALS * expected, SILENT_MIN_S)
+
+    def _ended_abruptly(self, t: float) -> bool:
+        estimator = self.estimator
+        last = estimator.last_pulse_t
+        if last is None or estimator.run_intervals == 0:
+            return False
+        started = estimator.run_started_t
+        if started is not None and started < self._excused_until:
+            return False
+        v = estimator.pace_kmh * PACE_MARGIN / KMH_PER_MPS  # m/s, the slowest it can have been
+        a = STOP_RATE_KMH_PER_S / KMH_PER_MPS  # m/s^2
+        ahead = MISSING_PULSES * estimator.meters_per_pulse
+        if v * v <= 2.0 * a * ahead:
+            return False  # a belt this slow may stop within two pulses: nothing to tell
+        # the time by which a belt slowing at the stop rate must have passed `ahead` metres
+        due = (v - math.sqrt(v * v - 2.0 * a * ahead)) / a
+        return t - last > due
+
+    def _latch_dropout(self) -> None:
+        self.dropout = True
+        self.suspect = False
+        self._suspect_gap_from = None
+        self._seen_stopped = False
+
+    def _name(self) -> str:
+        return "check sensor" if self.channel == "check" else "hall sensor"
+
+
+def suspicion_floor_kmh(meters_per_pulse: float) -> float:
+    """The slowest pace from which ending edges can be told from a stopping belt, km/h."""
+    a = STOP_RATE_KMH_PER_S / KMH_PER_MPS
+    return math.sqrt(2.0 * a * MISSING_PULSES * meters_per_pulse) / PACE_MARGIN * KMH_PER_MPS
+
+
+class SensorWatch:
+    """The primary speed source (hall pulses or serial readings) and the optional check
+    sensor, judged together once per tick."""
+
+    def __init__(
+        self,
+        *,
+        primary: PulseTrust | None,
+        readings: ReadingSpeed | None,
+        check: PulseTrust | None = None,
+        channel: str = "hall",
+    ):
+        self.primary = primary
+        self.readings = readings
+        self.check = check
+        self.channel = channel
+        self.verdict = TRUSTED
+        self._disagree_since: float | None = None
+
+    def judge(self, t: float) -> SensorVerdict:
+        self.verdict = self._judge(t)
+        return self.verdict
+
+    def belt_cut(self, t: float) -> None:
+        for trust in (self.primary, self.check):
+            if trust is not None:
+                trust.belt_cut(t)
+
+    def start_pressed(self, t: float) -> None:
+        for trust in (self.primary, self.check):
+            if trust is not None:
+                trust.start_pressed(t)
+
+    def _judge(self, t: float) -> SensorVerdict:
+        if self.primary is not None:
+            own = self.primary.judge(t)
+            if not own.trusted:
+                return own
+        elif self.readings is not None and self.readings.is_stale(t):
+            return SensorVerdict(
+                SensorState.STALE,
+                self.channel,
+                "The serial speed source has sent no reading; check its cable and port.",
+            )
+        check = self.check
+        if check is None:
+            return TRUSTED
+        own = check.judge(t)
+        if not own.trusted:
+            return own
+        return self._compare(t, check)
+
+    def _compare(self, t: float, check: PulseTrust) -> SensorVerdict:
+        check_kmh = check.estimator.speed_kmh(t)
+        if self.primary is not None:
+            primary_kmh = self.primary.estimator.speed_kmh(t)
+            primary_mean = self.primary.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+            if self.primary.silent_for(t, check_kmh, check.estimator.run_started_t):
+                return self._silent(self.channel)
+            primary_run = self.primary.estimator.run_started_t
+        else:
+            assert self.readings is not None
+            primary_kmh = self.readings.speed_kmh(t) or 0.0
+            primary_mean = self.readings.mean_kmh(t, ENFORCE_WINDOW_S) or 0.0
+            primary_run = None
+        if check.silent_for(t, primary_kmh, primary_run):
+            return self._silent("check")
+        check_mean = check.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+        apart = abs(primary_mean - check_mean)
+        if apart <= AGREE_KMH + AGREE_SHARE * max(primary_mean, check_mean):
+            self._disagree_since = None
+            return TRUSTED
+        if self._disagree_since is None:
+            self._disagree_since = t
+        if t - self._disagree_since < DISAGREE_FOR_S:
+            return TRUSTED
+        return SensorVerdict(
+            SensorState.DISAGREE,
+            "check",
+            f"The speed sensors disagree ({primary_mean:.1f} against {check_mean:.1f} km/h); "
+            "check both magnets and their meters_per_pulse.",
+        )
+
+    def _silent(self, channel: str) -> SensorVerdict:
+        name = "check sensor" if channel == "check" else f"{channel} sensor"
+        return SensorVerdict(
+            SensorState.SILENT,
+            channel,
+            f"The {name} is silent while the other sees the belt moving; check its wiring.",
+        )
