@@ -352,8 +352,8 @@ class Controller:
         readings = (self.speed_kmh(t), self.mean_kmh(t))
         speed = None if None in readings or not self.speed_known(t) else max(readings)
         gate = (
-            f"backward walking starts at {limit:g} km/h or slower (the {cfg.start_cap_kmh:g} "
-            f"km/h start cap + {cfg.tolerance_kmh:g} km/h tolerance)"
+            f"backward walking starts at {limit:.1f} km/h or slower (the "
+            f"{cfg.start_cap_kmh:.1f} km/h start cap + {cfg.tolerance_kmh:.1f} km/h tolerance)"
         )
         if speed is None:
             verdict = self.sensor.verdict

@@ -44,15 +44,24 @@ class Event:
         """One journal line that reads as the story of the session, then the details as
         key=value for grep: `over the cap: 2.9 km/h against 2.0 km/h ... [speed_kmh=2.9 ...]`."""
         facts = " ".join(f"{key}={value}" for key, value in self.details.items())
-        try:
-            story = STORY[self.kind].format(**self.details)
-        except (KeyError, IndexError, ValueError):
-            story = self.kind.value.replace("_", " ")
+        story = tell(self.kind, self.details)
         return f"{story} [{facts}]" if facts else story
 
 
+def tell(kind: EventKind, details: dict[str, Any]) -> str:
+    """The event's sentence: the first of its stories whose details are all there (events
+    stored by an older version have fewer), else its kind in words."""
+    stories = STORY.get(kind, ())
+    for story in (stories,) if isinstance(stories, str) else stories:
+        try:
+            return story.format(**details)
+        except (KeyError, IndexError, ValueError):
+            continue
+    return kind.value.replace("_", " ")
+
+
 # How each event reads in the journal; details missing from an event fall back to its kind.
-STORY = {
+STORY: dict[EventKind, str | tuple[str, ...]] = {
     EventKind.SESSION_STARTED: "session started walking {mode} ({reason}; {profile}, "
     "level {level})",
     EventKind.SESSION_PAUSED: "session paused ({reason})",
@@ -61,15 +70,24 @@ STORY = {
     "{forward_s} s forward",
     EventKind.MODE_CHANGED: "now walking {mode} ({reason})",
     EventKind.START_REFUSED: "start refused: {reason}",
-    EventKind.OVERSPEED_WARNING: "warning ({reason}, {scope}): {speed_kmh} km/h against the "
-    "{cap_kmh} km/h cap; {grace_s} s of grace left",
+    EventKind.OVERSPEED_WARNING: (
+        "warning ({reason}, {scope}): {speed_kmh} km/h against the {cap_kmh} km/h cap; "
+        "{grace_s} s of grace left",
+        "warning ({reason}): {speed_kmh} km/h against the {cap_kmh} km/h cap",
+    ),
     EventKind.OVERSPEED_CLEARED: "warning cleared: back to {speed_kmh} km/h under the "
     "{cap_kmh} km/h cap",
     EventKind.ENFORCED_STOP: "enforced stop ({reason}): the {action} cut the safety-key loop "
     "({mode}) at {speed_kmh} km/h against the {cap_kmh} km/h cap",
-    EventKind.NOT_ENFORCED: "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} "
-    "km/h cap, and {why}",
-    EventKind.SENSOR_LOST: "speed sensor {state} ({sensor}): {why}",
+    EventKind.NOT_ENFORCED: (
+        "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} km/h cap, and {why}",
+        "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} km/h cap, and this "
+        "machine has no enforcement action",
+    ),
+    EventKind.SENSOR_LOST: (
+        "speed sensor {state} ({sensor}): {why}",
+        "speed sensor lost ({sensor}): the belt speed is unknown",
+    ),
     EventKind.SENSOR_RESTORED: "speed sensor back ({sensor})",
     EventKind.STILL_GUARDED: "still guarded: {why} at {speed_kmh} km/h, over the "
     "{start_cap_kmh} km/h start cap; the {cap_kmh} km/h cap holds until the belt slows",

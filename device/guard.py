@@ -109,8 +109,11 @@ class Guard:
         self._watch_sensor(t, belt.sensor, actions)
         self._close_pulse(t, actions)
         self._release_held(t, belt, actions)
-        limit = self.limit = self._limit(t, belt)
-        decision = self.decision = self.watch.judge(t, limit, belt.mean_kmh)
+        limit = self.limit = self.limit_at(t, belt)
+        # While our relay holds the loop open the belt cannot run, whatever a sensor says:
+        # judging it then would only stop a stopped belt again and again.
+        mean = 0.0 if self.relay is RelayState.OPEN else belt.mean_kmh
+        decision = self.decision = self.watch.judge(t, limit, mean)
         if decision.began:
             actions.events.append(Event(t, EventKind.OVERSPEED_WARNING, self._told(decision)))
             actions.warning_light = True
@@ -199,7 +202,8 @@ class Guard:
 
     # -- inside ---------------------------------------------------------------------------
 
-    def _limit(self, t: float, belt: Belt) -> Limit | None:
+    def limit_at(self, t: float, belt: Belt) -> Limit | None:
+        """The limit in force for this belt now (None in forward mode)."""
         if belt.mode is not Mode.BACKWARD:
             return None
         b, enforce = self.config.backward, self.config.enforce

@@ -12,6 +12,9 @@ tables in time order, each with `at` (seconds) and one action:
     check_sensor = "lost" | "ok"    (the same for the check sensor, [sensor.check])
     reload = true | {table}         (the daemon reloads its config: the same, or with these
                                      overrides on the scenario's [config])
+    skip = 57600                    (nobody is at the treadmill for this many seconds: the
+                                     belt stands, no session is open, and virtual time jumps
+                                     over them; the next step comes `at` or after the skip)
     command = "start" | "pause" | "resume" | "end" | "forward" | "backward"  (the dashboard)
     end = true                      (the scenario stops; an open session ends as shutdown)
 """
@@ -23,7 +26,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-ACTIONS = ("press", "belt_kmh", "sensor", "check_sensor", "command", "reload", "end")
+ACTIONS = ("press", "belt_kmh", "sensor", "check_sensor", "command", "reload", "skip", "end")
 PRESS_HOLD_S = 0.2  # a short press: a finger down and up again
 BUTTONS = ("start", "direction")
 SENSOR_STATES = ("lost", "ok")
@@ -88,6 +91,11 @@ def parse_scenario(data: dict[str, Any], *, source: str = "scenario") -> Scenari
                 f"{source}: step {number} is at {after.at} s, before the step above it; "
                 "list steps in time order."
             )
+        if before.action == "skip" and after.at < before.at + before.value:
+            raise ScenarioError(
+                f"{source}: step {number} is at {after.at} s, inside the skip of step "
+                f"{number - 1} (which ends at {before.at + before.value:g} s)."
+            )
     return Scenario(config=config, steps=steps)
 
 
@@ -109,7 +117,7 @@ def _parse_step(raw: Any, number: int, source: str) -> Step:
         )
     if "at" not in raw:
         raise ScenarioError(f"{where} needs `at`, the time in seconds.")
-    at = _number(raw, "at", where, low=0, high=86400, default=0)
+    at = _number(raw, "at", where, low=0, high=60 * 86400, default=0)
     actions = [key for key in ACTIONS if key in raw]
     if len(actions) != 1:
         raise ScenarioError(f"{where} needs exactly one of {', '.join(ACTIONS)}.")
@@ -119,6 +127,8 @@ def _parse_step(raw: Any, number: int, source: str) -> Step:
         raise ScenarioError(f'{where}: press must be "start" or "direction".')
     if action == "belt_kmh":
         value = _number(raw, "belt_kmh", where, low=0, high=40, default=0)
+    if action == "skip":
+        value = _number(raw, "skip", where, low=0.1, high=30 * 86400, default=0.1)
     if action in ("sensor", "check_sensor") and value not in SENSOR_STATES:
         raise ScenarioError(f'{where}: {action} must be "lost" or "ok".')
     if action == "reload" and value is not True and not isinstance(value, dict):

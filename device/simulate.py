@@ -109,6 +109,11 @@ class Simulation:
                     steps.clear()
                     end_at = step.at
                     break
+                if step.action == "skip":
+                    tick = self._skip(t, step.value)
+                    t = round(tick * TICK_S, 6)
+                    self._feed_belt(t)
+                    continue
                 self._do(step)
             self._release_buttons(t)
             self._record(self.controller.tick(t))
@@ -120,6 +125,17 @@ class Simulation:
         self.report.sessions = self.recorder.session_report()
         self.recorder.close()
         return self.report
+
+    def _skip(self, t: float, seconds: float) -> int:
+        """Jump over a stretch nobody is at the treadmill (a night between two sessions):
+        the tick index to go on from. Only an idle, standing treadmill can be skipped."""
+        controller = self.controller
+        if controller.session.in_session or self.belt.set_kmh > 0 or self.belt.base_kmh > 0:
+            raise ScenarioError(
+                f"step at {t:g} s: skip needs the belt stopped and no session open; end the "
+                "session and set belt_kmh = 0 first."
+            )
+        return round((t + seconds) / TICK_S)
 
     def _feed_belt(self, t: float) -> None:
         """Bring the belt to time t and hand its pulses (or readings) to the controller, each
@@ -224,8 +240,8 @@ def simulate_main(scenario_path: str, *, db: str | None = None, trace: bool = Fa
             return 2
         try:
             report = Simulation(scenario, store, config=config, trace=trace).run()
-        except ConfigError as exc:  # a reload step with overrides the daemon would refuse
-            print(exc, file=sys.stderr)
+        except (ConfigError, ScenarioError) as exc:  # a reload the daemon would refuse, a skip
+            print(exc, file=sys.stderr)  # while walking
             return 2
     json.dump(report.as_dict(), sys.stdout)
     sys.stdout.write("\n")

@@ -109,6 +109,9 @@ class SimulatedBelt:
         """Move the belt to time `until`; returns the sensor's pulse times on the way (the
         check sensor's wait in `check_pulses`)."""
         pulses: list[float] = []
+        if self.set_kmh <= 0 and self.base_kmh <= 0 and until > self._t:
+            self._t = until  # a standing belt: nothing happens, however long (a skipped night)
+            return pulses
         while self._t < until - 1e-12:
             step = min(self.SUBSTEP_S, until - self._t)
             self._follow_console(step)

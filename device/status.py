@@ -25,7 +25,7 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 def device_status(controller: Controller, t: float) -> dict[str, Any]:
     schedule = controller.cap(t)
-    limit = controller.guard.limit
+    limit = controller.guard.limit_at(t, controller.belt(t))  # as of now: a reload shows
     if limit is not None and schedule is not None and limit.cap_kmh < schedule.cap_kmh:
         schedule = None  # held lower than the session's schedule (after an enforced stop)
     totals = controller.session.totals

@@ -108,9 +108,15 @@ def test_backward_start_refused_while_belt_runs_fast():
     (refused,) = mill.events(EventKind.START_REFUSED)
     assert refused.details["speed_kmh"] == pytest.approx(4.0, abs=0.1)
     assert refused.details["limit_kmh"] == pytest.approx(2.3)
-    assert mill.outputs("buzzer") == ["refused"]
+    # backward mode at 4 km/h: the no-session warning beeps before the press; the refusal's
+    # three beeps are heard at the press
+    buzzer = mill.outputs("buzzer")
+    assert buzzer[0] == "warn_slow" and "refused" in buzzer
     message = mill.device.status(mill.now)["message"]
     assert "4.0 km/h" in message and "2.0 km/h" in message and "backward" in message
+    assert "2.3 km/h" in message  # the real limit: the start cap plus the tolerance
+    # the walker who walks on is guarded as in a session
+    assert mill.events(EventKind.STILL_GUARDED)[0].details["why"] == "the start was refused"
 
 
 def test_forward_start_at_four_kmh_goes_ahead():
@@ -368,7 +374,14 @@ def test_status_tells_the_dashboard_speed_mode_state_cap_and_countdown():
     assert status["cap_kmh"] == 2.0
     assert status["next_cap_kmh"] == 2.1
     assert status["next_cap_in_s"] == pytest.approx(100, abs=0.5)
-    assert status["sensor"] == {"kind": "hall", "ok": True}
+    assert status["sensor"] == {
+        "kind": "hall",
+        "ok": True,
+        "state": "ok",
+        "channel": "",
+        "detail": "",
+        "checked": False,
+    }
     assert status["backward_s"] == pytest.approx(20, abs=0.5)
     assert status["distance_m"] == pytest.approx(20 / 3.6, rel=0.05)
 
@@ -394,7 +407,7 @@ def test_serial_readings_give_the_speed_until_they_go_stale():
 
 def test_backward_start_refused_while_the_speed_is_unknown():
     device = Controller(config_from_mapping(SERIAL), t=0.0)
-    with pytest.raises(CommandRefused, match="unknown"):
+    with pytest.raises(CommandRefused, match="sent no reading"):
         device.command(1.0, "start")
     assert device.tick(1.0).events[0].kind is EventKind.START_REFUSED
 
@@ -428,9 +441,13 @@ def test_a_stale_serial_reading_in_a_backward_session_is_enforced_after_the_grac
     lost, warning = events[1], events[2]
     assert lost.t == warning.t  # at once, at the first tick without a fresh reading
     assert warning.details["reason"] == "speed unknown"
-    (stop,) = [e for e in events if e.kind is EventKind.ENFORCED_STOP]
+    stop, *again = [e for e in events if e.kind is EventKind.ENFORCED_STOP]
     assert stop.t - warning.t == pytest.approx(5.0, abs=0.11)
     assert device.session.state is SessionState.PAUSED
+    # still unknown when the 2 s relay pulse ends: stopped again at once, never judged while
+    # the loop is held open
+    assert again and again[0].t - stop.t == pytest.approx(2.1, abs=0.11)
+    assert again[0].details["scope"] == "after a stop"
 
 
 # ---- a new config from the settings page ---------------------------------------------------

@@ -201,7 +201,12 @@ def test_start_at_four_kmh_backward_is_refused_and_forward_goes_ahead():
     assert "km/h" in refused["reason"]
     (started,) = events(rep, "session_started")
     assert (started["t"], started["mode"]) == (12.2, "forward")
-    assert outputs(rep, "buzzer") == ["refused", "mode", "start", "end"]
+    # backward mode at 4 km/h warned before the press; turning forward ended the warning
+    # before any stop: forward has no backward cap
+    buzzer = outputs(rep, "buzzer")
+    assert buzzer == ["warn_slow", "refused", "warn_fast", "mode", "start", "end"]
+    assert events(rep, "enforced_stop") == []
+    assert events(rep, "overspeed_cleared")[0]["t"] == 6.0
     assert {s["state"] for s in rep["samples"] if s["t"] < 12} == {"idle"}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from flask import current_app, g
 
 from device.config import Config
-from device.events import STORY, EventKind
+from device.events import EventKind, tell
 from device.history import EventRow, History, SegmentRow, SessionRow
 from device.modes import EndReason
 from device.program import profile_name
@@ -254,10 +254,7 @@ def _kmh(value: float | None) -> float | None:
 
 def sentence(kind: EventKind, details: Mapping[str, Any]) -> str:
     """The event as a sentence of the session's story (device.events.STORY)."""
-    try:
-        story = STORY[kind].format(**details)
-    except (KeyError, IndexError, ValueError):
-        story = kind.value.replace("_", " ")
+    story = tell(kind, dict(details))
     return story[:1].upper() + story[1:] + "."
 
 
