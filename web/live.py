@@ -83,11 +83,21 @@ def _program(status: Mapping[str, Any]) -> str:
 def _sensor(status: Mapping[str, Any]) -> str:
     sensor = status.get("sensor") or {}
     kind = {"hall": "hall sensor", "serial": "serial speed"}.get(sensor.get("kind"), "sensor")
-    if status.get("sensor_lost"):
-        return f"{kind}: lost"
-    if sensor.get("ok", True):
+    if sensor.get("checked"):
+        kind += " + check"
+    if sensor.get("ok", not status.get("sensor_lost")):
         return f"{kind}: ok"
-    return f"{kind}: {sensor.get('detail') or 'fault'}"
+    # never "ok" by default: a sensor the device cannot vouch for says what is wrong
+    state = sensor.get("state") or "lost"
+    channel = sensor.get("channel")
+    which = f" ({channel})" if channel and sensor.get("checked") else ""
+    return f"{kind}: {state}{which}"
+
+
+def _safety(status: Mapping[str, Any]) -> str:
+    """The safety settings looser than shipped, at all times: "cap not enforced", "grace 20 s"."""
+    weakened = [str(word) for word in status.get("weakened") or ()]
+    return "Safety settings loosened: " + ", ".join(weakened) if weakened else ""
 
 
 def _warning(status: Mapping[str, Any]) -> str:
@@ -99,6 +109,9 @@ def _warning(status: Mapping[str, Any]) -> str:
         if unknown:
             return "Speed unknown and the cap is not enforced on this machine"
         return "Over the cap and not enforced on this machine"
+    if warning.get("stop_coming") is False:
+        # nobody started a session and this machine only warns then
+        return "Backward mode: press DIRECTION for forward walking, or slow down"
     if warning.get("enforced"):
         return "Stopped: the belt was over the cap"
     seconds = math.ceil(warning.get("seconds_left") or 0)
@@ -128,7 +141,8 @@ def view(status: Mapping[str, Any] | None) -> dict[str, str]:
         blank = "--"
         return {"speed": blank, "mode": "", "state": "Offline", "elapsed": "--:--",
                 "distance": blank, "kcal": blank, "cap": "", "level": "", "program": "",
-                "sensor": "", "warning": "", "warning_detail": "", "message": ""}  # fmt: skip
+                "sensor": "", "warning": "", "warning_detail": "", "message": "",
+                "safety": ""}  # fmt: skip
     speed, elapsed = status.get("speed_kmh"), status.get("elapsed_s")
     distance, kcal = status.get("distance_m"), status.get("kcal")
     if distance is None:
@@ -151,6 +165,7 @@ def view(status: Mapping[str, Any] | None) -> dict[str, str]:
         "warning": _warning(status),
         "warning_detail": _warning_detail(status),
         "message": str(status.get("message") or ""),
+        "safety": _safety(status),
     }
 
 

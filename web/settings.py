@@ -81,17 +81,25 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "Backward caps", "backward", "tolerance_kmh", "Tolerance, km/h", "number",
-        "How far the 3 s mean speed may run over the cap before the warning. 0-2.",
+        "How far the 3 s mean speed may run over the cap before the warning. 0-1; more than "
+        "0.3 is shown on the live page.",
     ),
     Field(
         "Backward caps", "backward", "grace_s", "Grace, s", "number",
-        "Time from the warning to enforcement, to slow the belt down by hand. 1-60.",
+        "The time over the limit allowed before enforcement, one budget with memory: it "
+        "refills 1 s per 30 s under the limit. 1-20; more than 5 is shown on the live page.",
     ),
     Field(
         "Over the cap", "enforce", "action", "After the grace", "choice",
         "The relay opens the safety-key loop: an abrupt stop, like pulling the key, and only "
         "ever after the warning.",
         (("relay", "Stop the belt (relay)"), ("none", "Warn only")),
+    ),
+    Field(
+        "Over the cap", "enforce", "without_session", "Without a session", "choice",
+        "Backward mode, the belt over the start cap, and nobody pressed START: warn only (a "
+        "runner who ignores the device is not stopped abruptly), or warn and then stop.",
+        (("warn", "Warn only"), ("stop", "Warn, then stop")),
     ),
     Field(
         "Over the cap", "enforce", "mode", "Relay", "choice",

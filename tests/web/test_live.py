@@ -292,6 +292,38 @@ def test_over_the_cap_on_a_machine_without_enforcement_says_so(
     assert page.says("warning-text") == "Over the cap and not enforced on this machine"
 
 
+def test_loosened_safety_settings_are_on_the_live_page_at_all_times(
+    fake_device: FakeDevice, client: FlaskClient, running_status
+) -> None:
+    fake_device.status = running_status(weakened=["cap not enforced", "grace 20 s"])
+    page = client.get("/").get_data(as_text=True)
+    assert "Safety settings loosened: cap not enforced, grace 20 s" in page
+    fake_device.status = running_status()
+    assert live.view(fake_device.status)["safety"] == ""
+
+
+def test_a_sensor_the_device_cannot_vouch_for_is_never_shown_ok(running_status) -> None:
+    suspect = {"kind": "hall", "ok": False, "state": "suspect", "channel": "hall",
+               "detail": "The hall sensor's pulses ended...", "checked": False}  # fmt: skip
+    assert live.view(running_status(sensor=suspect))["sensor"] == "hall sensor: suspect"
+    silent = {**suspect, "state": "silent", "channel": "check", "checked": True}
+    assert live.view(running_status(sensor=silent))["sensor"] == (
+        "hall sensor + check: silent (check)"
+    )
+    assert live.view(running_status())["sensor"] == "hall sensor: ok"
+
+
+def test_backward_mode_without_a_session_says_what_to_do_not_a_countdown(
+    running_status,
+) -> None:
+    warning = {"reason": "over the cap", "speed_kmh": 6.0, "cap_kmh": 2.0, "seconds_left": 3.0,
+               "enforced": False, "stop_coming": False, "scope": "no session"}  # fmt: skip
+    words = live.view(running_status(state="idle", warning=warning))
+    assert words["warning"] == "Backward mode: press DIRECTION for forward walking, or slow down"
+    coming = live.view(running_status(warning={**warning, "stop_coming": True}))
+    assert coming["warning"] == "Slow down: stopping in 3 s"
+
+
 def test_a_refused_start_shows_the_daemons_message(
     fake_device: FakeDevice, client: FlaskClient
 ) -> None:

@@ -59,6 +59,8 @@
     show("warning-banner", v.warning !== "");
     setText("message", v.message);
     show("message", v.message !== "");
+    setText("safety", v.safety);
+    show("safety", v.safety !== "");
     showButtons(data.state, data.mode, true);
   }
 
