@@ -13,13 +13,15 @@ from typing import Any
 
 from device.config import Config
 from device.events import Event, EventKind
+from device.gate import start_refusal
 from device.governor import CapSchedule, Governor
 from device.guard import NO_SESSION_READS, WALKER_READS, WARNING_LIGHT, Actions, Belt, Guard
 from device.modes import EndReason, Mode, SessionState
 from device.program import Profile, SessionSummary
 from device.progression import Progression
 from device.readings import ReadingSpeed
-from device.sensor_trust import ENFORCE_WINDOW_S, PulseTrust, SensorWatch
+from device.sensor_trust import ENFORCE_WINDOW_S
+from device.sensor_watch import SensorWatch
 from device.session import SessionMachine
 from device.signals import LedPattern, Tune
 from device.speed import SpeedEstimator
@@ -31,6 +33,8 @@ SAMPLE_EVERY_S = 1.0
 # carries that cap on: a bumped DIRECTION button must not cost an earned cap (and bring the
 # abrupt stop of a walker who is walking correctly).
 TURN_BACK_WITHIN_S = 60.0
+_NO_PULSES = SpeedEstimator(1.0)
+_NO_READINGS = ReadingSpeed(stale_s=1.0)
 
 EVENT_TUNES = {
     EventKind.SESSION_STARTED: Tune.START,
@@ -69,17 +73,7 @@ class Controller:
             fast_kmh=config.program.running_unlock_kmh,
         )
         self.uses_pulses = config.sensor.kind == "hall"
-        self.estimator = SpeedEstimator(
-            config.sensor.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh
-        )
-        self.readings = ReadingSpeed(stale_s=config.sensor.stale_s)
-        check = config.sensor.check
-        self.check_estimator = (
-            None
-            if check is None
-            else SpeedEstimator(check.meters_per_pulse, max_speed_kmh=config.sensor.max_speed_kmh)
-        )
-        self.sensor = self._sensor_watch()
+        self.sensor = SensorWatch.for_sensor(config.sensor)
         self._last_cap: float | None = None  # the session's cap at the last tick
         self._turned: tuple[float, float, float] | None = None  # forward at: t, walked, cap
         self.message = ""  # the last thing the walker should read, e.g. why a start was refused
@@ -88,6 +82,23 @@ class Controller:
         self._led: LedPattern | None = None
         self._next_sample_t = t
         self._show_mode(t)
+
+    # -- the speed sources ------------------------------------------------------------------
+
+    @property
+    def estimator(self) -> SpeedEstimator:
+        """The hall sensor's estimator (a serial source has none: a fresh one reads 0)."""
+        primary = self.sensor.primary
+        return primary.estimator if primary is not None else _NO_PULSES
+
+    @property
+    def readings(self) -> ReadingSpeed:
+        """The serial source's readings (a hall source has none: an empty one is stale)."""
+        return self.sensor.readings if self.sensor.readings is not None else _NO_READINGS
+
+    @property
+    def check_estimator(self) -> SpeedEstimator | None:
+        return None if self.sensor.check is None else self.sensor.check.estimator
 
     # -- inputs from the adapters ----------------------------------------------------------
 
@@ -161,26 +172,8 @@ class Controller:
         self.session.fast_kmh = config.program.running_unlock_kmh
         self.session.config = config.session
         self.session.hold_s = config.buttons.hold_s
-        sensor, top = config.sensor, config.sensor.max_speed_kmh
-        if (old.sensor.meters_per_pulse, old.sensor.max_speed_kmh) != (
-            sensor.meters_per_pulse,
-            top,
-        ):
-            # the same edges read with the new calibration: the belt is never read as stopped
-            # because of a reload
-            self.estimator = self.estimator.rescaled(sensor.meters_per_pulse, max_speed_kmh=top)
-            self._rewatch(primary=True)
-        check = sensor.check
-        if (
-            self.check_estimator is not None
-            and check is not None
-            and (old.sensor.check != check or old.sensor.max_speed_kmh != top)
-        ):
-            self.check_estimator = self.check_estimator.rescaled(
-                check.meters_per_pulse, max_speed_kmh=top
-            )
-            self._rewatch(primary=False)
-        self.readings.stale_s = sensor.stale_s
+        self.sensor.recalibrate(old.sensor, config.sensor)
+        check = config.sensor.check
         wiring = ("kind", "pin", "url", "baud", "pattern", "unit")
         fitted = (old.sensor.check is None, old.sensor.check and old.sensor.check.pin)
         rewired = (
@@ -340,37 +333,16 @@ class Controller:
         return True
 
     def _start_refusal(self, t: float) -> dict[str, Any] | None:
-        """A backward session or segment may only begin with the belt slow: at or below the
-        start cap plus the tolerance the governor allows for foot-strike ripple, from a speed
-        known over at least two pulse intervals."""
+        """A backward session or segment may only begin with the belt slow (device/gate.py)."""
         if self.session.mode is not Mode.BACKWARD:
             return None
-        cfg = self.config.backward
-        limit = round(cfg.start_cap_kmh + cfg.tolerance_kmh, 2)
-        # The higher of the display and the 3 s mean: the mean still remembers the standstill
-        # a second after the belt jumped to 4 km/h, the display already knows.
-        readings = (self.speed_kmh(t), self.mean_kmh(t))
-        speed = None if None in readings or not self.speed_known(t) else max(readings)
-        gate = (
-            f"backward walking starts at {limit:.1f} km/h or slower (the "
-            f"{cfg.start_cap_kmh:.1f} km/h start cap + {cfg.tolerance_kmh:.1f} km/h tolerance)"
+        return start_refusal(
+            self.config.backward,
+            speed_kmh=self.speed_kmh(t),
+            mean_kmh=self.mean_kmh(t),
+            known=self.speed_known(t),
+            sensor=self.sensor.verdict,
         )
-        if speed is None:
-            verdict = self.sensor.verdict
-            why = (
-                verdict.detail
-                if not verdict.trusted
-                else "The belt speed is not known yet: the sensor has not seen enough of the belt."
-            )
-            return {"speed_kmh": None, "limit_kmh": limit, "reason": f"{why} {gate[0].upper()}"
-                    f"{gate[1:]}."}  # fmt: skip
-        if speed > limit:
-            return {
-                "speed_kmh": round(speed, 2),
-                "limit_kmh": limit,
-                "reason": f"The belt runs at {speed:.1f} km/h; {gate}.",
-            }
-        return None
 
     def _set_mode(self, t: float, mode: Mode, *, reason: str) -> None:
         segment, turned = self.session.segment, self._turned
@@ -461,30 +433,6 @@ class Controller:
                 self.message = NO_SESSION_READS  # no stop comes: say what to do instead
             else:
                 self.message = WALKER_READS.get(event.kind, self.message).format(**event.details)
-
-    def _sensor_watch(self) -> SensorWatch:
-        channel = self.config.sensor.kind
-        check = self.check_estimator
-        return SensorWatch(
-            primary=PulseTrust(self.estimator, channel="hall") if self.uses_pulses else None,
-            readings=None if self.uses_pulses else self.readings,
-            check=None if check is None else PulseTrust(check, channel="check"),
-            channel=channel,
-        )
-
-    def _rewatch(self, *, primary: bool) -> None:
-        """Watch a rescaled estimator, keeping what the old watch knew (a latched fault)."""
-        old = self.sensor.primary if primary else self.sensor.check
-        trust = PulseTrust(
-            self.estimator if primary else self.check_estimator,  # type: ignore[arg-type]
-            channel="hall" if primary else "check",
-        )
-        if old is not None:
-            trust.dropout, trust.suspect = old.dropout, old.suspect
-        if primary:
-            self.sensor.primary = trust
-        else:
-            self.sensor.check = trust
 
     def _beep(self, t: float, tune: Tune) -> None:
         self._pending.outputs.append(OutputChange(t, "buzzer", tune.value))

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from device.readings import ReadingSpeed
 from device.speed import KMH_PER_MPS, SpeedEstimator
 
 ENFORCE_WINDOW_S = 3.0  # the window of the mean the rules use (the controller's too)
@@ -185,6 +184,17 @@ class PulseTrust:
             return False
         return t - max(marks) > max(SILENT_INTERVALS * expected, SILENT_MIN_S)
 
+    def rescaled(self, meters_per_pulse: float, *, max_speed_kmh: float) -> PulseTrust:
+        """This channel with new calibration: the same edges, the same latched fault."""
+        fresh = PulseTrust(
+            self.estimator.rescaled(meters_per_pulse, max_speed_kmh=max_speed_kmh),
+            channel=self.channel,
+        )
+        fresh.dropout, fresh.suspect = self.dropout, self.suspect
+        fresh._suspect_gap_from, fresh._excused_until = self._suspect_gap_from, self._excused_until
+        fresh._seen_stopped = self._seen_stopped
+        return fresh
+
     def _ended_abruptly(self, t: float) -> bool:
         estimator = self.estimator
         last = estimator.last_pulse_t
@@ -216,95 +226,3 @@ def suspicion_floor_kmh(meters_per_pulse: float) -> float:
     """The slowest pace from which ending edges can be told from a stopping belt, km/h."""
     a = STOP_RATE_KMH_PER_S / KMH_PER_MPS
     return math.sqrt(2.0 * a * MISSING_PULSES * meters_per_pulse) / PACE_MARGIN * KMH_PER_MPS
-
-
-class SensorWatch:
-    """The primary speed source (hall pulses or serial readings) and the optional check
-    sensor, judged together once per tick."""
-
-    def __init__(
-        self,
-        *,
-        primary: PulseTrust | None,
-        readings: ReadingSpeed | None,
-        check: PulseTrust | None = None,
-        channel: str = "hall",
-    ):
-        self.primary = primary
-        self.readings = readings
-        self.check = check
-        self.channel = channel
-        self.verdict = TRUSTED
-        self._disagree_since: float | None = None
-
-    def judge(self, t: float) -> SensorVerdict:
-        self.verdict = self._judge(t)
-        return self.verdict
-
-    def belt_cut(self, t: float) -> None:
-        for trust in (self.primary, self.check):
-            if trust is not None:
-                trust.belt_cut(t)
-
-    def start_pressed(self, t: float) -> None:
-        for trust in (self.primary, self.check):
-            if trust is not None:
-                trust.start_pressed(t)
-
-    def _judge(self, t: float) -> SensorVerdict:
-        if self.primary is not None:
-            own = self.primary.judge(t)
-            if not own.trusted:
-                return own
-        elif self.readings is not None and self.readings.is_stale(t):
-            return SensorVerdict(
-                SensorState.STALE,
-                self.channel,
-                "The serial speed source has sent no reading; check its cable and port.",
-            )
-        check = self.check
-        if check is None:
-            return TRUSTED
-        own = check.judge(t)
-        if not own.trusted:
-            return own
-        return self._compare(t, check)
-
-    def _compare(self, t: float, check: PulseTrust) -> SensorVerdict:
-        check_kmh = check.estimator.speed_kmh(t)
-        if self.primary is not None:
-            primary_kmh = self.primary.estimator.speed_kmh(t)
-            primary_mean = self.primary.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
-            if self.primary.silent_for(t, check_kmh, check.estimator.run_started_t):
-                return self._silent(self.channel)
-            primary_run = self.primary.estimator.run_started_t
-        else:
-            assert self.readings is not None
-            primary_kmh = self.readings.speed_kmh(t) or 0.0
-            primary_mean = self.readings.mean_kmh(t, ENFORCE_WINDOW_S) or 0.0
-            primary_run = None
-        if check.silent_for(t, primary_kmh, primary_run):
-            return self._silent("check")
-        check_mean = check.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
-        apart = abs(primary_mean - check_mean)
-        if apart <= AGREE_KMH + AGREE_SHARE * max(primary_mean, check_mean):
-            self._disagree_since = None
-            return TRUSTED
-        if self._disagree_since is None:
-            self._disagree_since = t
-        if t - self._disagree_since < DISAGREE_FOR_S:
-            return TRUSTED
-        return SensorVerdict(
-            SensorState.DISAGREE,
-            "check",
-            f"The speed sensors disagree ({primary_mean:.1f} against {check_mean:.1f} km/h); "
-            "check both magnets and their meters_per_pulse.",
-        )
-
-    def _silent(self, channel: str) -> SensorVerdict:
-        name = "check sensor" if channel == "check" else f"{channel} sensor"
-        return SensorVerdict(
-            SensorState.SILENT,
-            channel,
-            f"The {name} is silent while the other sees the belt moving; check its wiring.",
-        )

@@ -1,0 +1,155 @@
+"""The belt's speed sources, judged together: the primary (hall pulses or serial readings)
+and the optional check sensor ([sensor.check]), built from the [sensor] config. Pure: time
+is an argument. What each verdict means is in device/sensor_trust.py.
+"""
+
+from __future__ import annotations
+
+from device.config import SensorConfig
+from device.readings import ReadingSpeed
+from device.sensor_trust import (
+    AGREE_KMH,
+    AGREE_SHARE,
+    DISAGREE_FOR_S,
+    ENFORCE_WINDOW_S,
+    TRUSTED,
+    PulseTrust,
+    SensorState,
+    SensorVerdict,
+)
+from device.speed import SpeedEstimator
+
+
+class SensorWatch:
+    """The primary speed source (hall pulses or serial readings) and the optional check
+    sensor, judged together once per tick."""
+
+    def __init__(
+        self,
+        *,
+        primary: PulseTrust | None,
+        readings: ReadingSpeed | None,
+        check: PulseTrust | None = None,
+        channel: str = "hall",
+    ):
+        self.primary = primary
+        self.readings = readings
+        self.check = check
+        self.channel = channel
+        self.verdict = TRUSTED
+        self._disagree_since: float | None = None
+
+    @classmethod
+    def for_sensor(cls, sensor: SensorConfig) -> SensorWatch:
+        """The sources a [sensor] table describes, fresh: nothing seen yet."""
+        pulses = sensor.kind == "hall"
+        top = sensor.max_speed_kmh
+        primary = SpeedEstimator(sensor.meters_per_pulse, max_speed_kmh=top)
+        check = sensor.check
+        return cls(
+            primary=PulseTrust(primary, channel="hall") if pulses else None,
+            readings=None if pulses else ReadingSpeed(stale_s=sensor.stale_s),
+            check=None
+            if check is None
+            else PulseTrust(
+                SpeedEstimator(check.meters_per_pulse, max_speed_kmh=top), channel="check"
+            ),
+            channel=sensor.kind,
+        )
+
+    def recalibrate(self, old: SensorConfig, new: SensorConfig) -> None:
+        """A reload with new meters_per_pulse, max_speed_kmh or stale_s: the same edges read
+        with the new numbers, so a reload never reads the belt as stopped, and what the
+        watch knew (a latched fault) is kept. Wiring changes (kind, pins) wait for a
+        restart: the daemon opened those adapters."""
+        top = new.max_speed_kmh
+        if self.primary is not None and (old.meters_per_pulse, old.max_speed_kmh) != (
+            new.meters_per_pulse,
+            top,
+        ):
+            self.primary = self.primary.rescaled(new.meters_per_pulse, max_speed_kmh=top)
+        check = new.check
+        if (
+            self.check is not None
+            and check is not None
+            and (old.check, old.max_speed_kmh)
+            != (
+                check,
+                top,
+            )
+        ):
+            self.check = self.check.rescaled(check.meters_per_pulse, max_speed_kmh=top)
+        if self.readings is not None:
+            self.readings.stale_s = new.stale_s
+
+    def judge(self, t: float) -> SensorVerdict:
+        self.verdict = self._judge(t)
+        return self.verdict
+
+    def belt_cut(self, t: float) -> None:
+        for trust in (self.primary, self.check):
+            if trust is not None:
+                trust.belt_cut(t)
+
+    def start_pressed(self, t: float) -> None:
+        for trust in (self.primary, self.check):
+            if trust is not None:
+                trust.start_pressed(t)
+
+    def _judge(self, t: float) -> SensorVerdict:
+        if self.primary is not None:
+            own = self.primary.judge(t)
+            if not own.trusted:
+                return own
+        elif self.readings is not None and self.readings.is_stale(t):
+            return SensorVerdict(
+                SensorState.STALE,
+                self.channel,
+                "The serial speed source has sent no reading; check its cable and port.",
+            )
+        check = self.check
+        if check is None:
+            return TRUSTED
+        own = check.judge(t)
+        if not own.trusted:
+            return own
+        return self._compare(t, check)
+
+    def _compare(self, t: float, check: PulseTrust) -> SensorVerdict:
+        check_kmh = check.estimator.speed_kmh(t)
+        if self.primary is not None:
+            primary_kmh = self.primary.estimator.speed_kmh(t)
+            primary_mean = self.primary.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+            if self.primary.silent_for(t, check_kmh, check.estimator.run_started_t):
+                return self._silent(self.channel)
+            primary_run = self.primary.estimator.run_started_t
+        else:
+            assert self.readings is not None
+            primary_kmh = self.readings.speed_kmh(t) or 0.0
+            primary_mean = self.readings.mean_kmh(t, ENFORCE_WINDOW_S) or 0.0
+            primary_run = None
+        if check.silent_for(t, primary_kmh, primary_run):
+            return self._silent("check")
+        check_mean = check.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+        apart = abs(primary_mean - check_mean)
+        if apart <= AGREE_KMH + AGREE_SHARE * max(primary_mean, check_mean):
+            self._disagree_since = None
+            return TRUSTED
+        if self._disagree_since is None:
+            self._disagree_since = t
+        if t - self._disagree_since < DISAGREE_FOR_S:
+            return TRUSTED
+        return SensorVerdict(
+            SensorState.DISAGREE,
+            "check",
+            f"The speed sensors disagree ({primary_mean:.1f} against {check_mean:.1f} km/h); "
+            "check both magnets and their meters_per_pulse.",
+        )
+
+    def _silent(self, channel: str) -> SensorVerdict:
+        name = "check sensor" if channel == "check" else f"{channel} sensor"
+        return SensorVerdict(
+            SensorState.SILENT,
+            channel,
+            f"The {name} is silent while the other sees the belt moving; check its wiring.",
+        )
