@@ -154,6 +154,13 @@ class Guard:
         guarded as in a session, at the start cap."""
         return self._hold(t, belt, self.config.backward.start_cap_kmh, "refused")
 
+    def remember_stop(self, stopped_at: float) -> None:
+        """An enforced stop from before this guard existed (the daemon restarted): within
+        RESTART_WATCH_S of it, a restart is watched as if the guard had seen the stop."""
+        self.stopped_at = stopped_at
+        self.watch.stopped(min(self.config.backward.grace_s, RESTART_GRACE_S))
+        self.watch.budget_s = 0.0
+
     def release_latch(self, t: float) -> Actions:
         """START while the loop is latched open: close it, so the treadmill can restart."""
         actions = Actions()

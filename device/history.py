@@ -202,6 +202,13 @@ class History:
         ).fetchall()
         return [SegmentRow(i, sid, Mode(m), *rest) for i, sid, m, *rest in rows]
 
+    def last_event_at(self, kind: EventKind) -> float | None:
+        """When the newest event of this kind happened (epoch seconds), None if never."""
+        row = self._db.execute(
+            "SELECT t FROM events WHERE kind = ? ORDER BY t DESC LIMIT 1", (kind.value,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def events(self, session_id: int | None = None, *, limit: int | None = None) -> list[EventRow]:
         """Events oldest first: one session's, or every event when `session_id` is None;
         `limit` keeps only the newest ones."""

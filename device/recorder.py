@@ -13,6 +13,7 @@ from typing import Any
 from device.config import Config
 from device.controller import Controller
 from device.events import EventKind
+from device.guard import RESTART_WATCH_S
 from device.program import profile_name
 from device.session import SessionTotals
 from device.store import Sample as StoredSample
@@ -125,4 +126,10 @@ def load_controller(store: Store, config: Config, *, t: float, wall0: float) -> 
     profile = store.profile(profile_name(config))
     started = profile.program_started_at
     recent = [] if started is None else store.session_summaries(profile.name, started)
-    return Controller(config, t=t, wall_offset=wall0 - t, profile=profile, recent=recent)
+    controller = Controller(config, t=t, wall_offset=wall0 - t, profile=profile, recent=recent)
+    # A daemon restarted (a crash, the watchdog, a power blip) right after an enforced stop
+    # must not forget it: a belt restarted fast is still stopped again at once.
+    stopped_at = store.last_event_at(EventKind.ENFORCED_STOP)
+    if stopped_at is not None and 0 <= wall0 - stopped_at < RESTART_WATCH_S:
+        controller.guard.remember_stop(t - (wall0 - stopped_at))
+    return controller

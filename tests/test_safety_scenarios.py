@@ -337,6 +337,36 @@ def test_an_enforced_stop_does_not_reset_the_ramp_of_a_later_session():
     assert sample_at(rep, 406.0)["cap_kmh"] == 2.7
 
 
+# ---- a restart of the daemon remembers the stop ----------------------------------------------
+
+
+def restarted_after_a_stop(seconds_ago: float) -> dict[str, Any]:
+    """A daemon that starts `seconds_ago` after an enforced stop it wrote to its history, and
+    a walker who restarts the belt at 6 km/h from the console, no session."""
+    wall0 = 1_800_000_000.0
+    store = Store(":memory:")
+    store.add_event(wall0 - seconds_ago, EventKind.ENFORCED_STOP, {"scope": "session"})
+    steps = [Step(at=1.0, action="belt_kmh", value=6.0), Step(at=20.0, action="end", value=True)]
+    scenario = Scenario({}, steps)
+    return Simulation(scenario, store, config=config_from_mapping({}), wall0=wall0).run().as_dict()
+
+
+def test_a_daemon_restarted_right_after_a_stop_still_stops_a_fast_restart():
+    rep = restarted_after_a_stop(30.0)
+    (stop,) = [e for e in rep["events"] if e["kind"] == "enforced_stop"][:1]
+    assert stop["scope"] == "after a stop"
+    crossed = the(rep, "overspeed_warning")["t"]
+    # the budget was spent at the stop before the restart; the seconds the belt stood since
+    # the daemon started gave back a thirtieth of them (0.14 s), and a tick comes every 0.1 s
+    assert stop["t"] - crossed <= 0.25
+
+
+def test_a_stop_long_before_the_restart_leaves_the_usual_rules():
+    rep = restarted_after_a_stop(600.0)  # ten minutes ago: no session, only a warning
+    assert events(rep, "enforced_stop") == []
+    assert the(rep, "overspeed_warning")["scope"] == "no session"
+
+
 # ---- the daemon's tick loop, in virtual time -------------------------------------------------
 
 
