@@ -8,7 +8,7 @@ reload. The budget running out is the moment to enforce.
 
 Why 1/30: over any 60 s window, starting from a full budget, a belt can run over the limit
 for at most O seconds with O <= grace + (60 - O) / 30, so O <= (grace + 2) * 30 / 31. That is
-10 s at the 5 s grace, and within 2 x grace + 1 s for every grace from 1 s up. An excursion
+6.8 s at the 5 s grace, and within 2 x grace + 1 s for every grace from 1 s up. An excursion
 that ends gives back the whole budget only after 30 x grace of walking under the limit
 (2.5 minutes at 5 s). So swinging over and under the line never earns a fresh grace.
 
