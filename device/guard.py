@@ -124,7 +124,9 @@ class Guard:
             self._play(Tune.SILENT, actions)
         if decision.verdict is not Verdict.OK:
             if decision.enforcing and self.enforces:
-                tune = warning_tune(decision.seconds_left or 0.0, self.watch.ceiling_s)
+                # to the microsecond: a budget drained tick by tick carries float dust
+                left = round(decision.seconds_left or 0.0, 6)
+                tune = warning_tune(left, self.watch.ceiling_s)
             else:
                 tune = Tune.WARN_SLOW  # no stop will come: a steady reminder
             self._play(tune, actions)

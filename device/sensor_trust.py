@@ -36,8 +36,8 @@ ENFORCE_WINDOW_S = 3.0  # the window of the mean the rules use (the controller's
 # The quickest ordinary stop a console makes, km/h per second (the simulated one stops at
 # 1.5). Edges that end sooner than a belt slowing at this rate could stop count as abrupt.
 STOP_RATE_KMH_PER_S = 2.0
-# The quickest start from standstill; a belt back at speed sooner than this allows never
-# stopped at all.
+# The quickest start from standstill: a belt whose first interval after a gap reads faster than
+# a start this quick allows never stopped at all.
 START_RATE_KMH_PER_S = 2.0
 # A belt slowing at the stop rate must have passed this many more magnets before the end of
 # its edges counts as abrupt: one missed pulse is not a fault yet.
@@ -112,10 +112,10 @@ class PulseTrust:
             # the run went on after the gap: the belt never stopped, the edges were lost
             self._latch_dropout()
         elif estimator.run_intervals >= 1:
-            # the first interval of a new run decides: a belt that really stopped comes back
-            # from standstill no faster than the start rate allows
+            # the first interval of a new run decides: a belt that really stopped starts
+            # again from standstill, and its first whole interval cannot be fast
             back_kmh = estimator.meters_per_pulse / (t - run) * KMH_PER_MPS
-            if back_kmh > START_RATE_KMH_PER_S * (t - gap_from):
+            if back_kmh > first_interval_max_kmh(estimator.meters_per_pulse):
                 self._latch_dropout()
             else:
                 self.suspect = False
@@ -220,6 +220,19 @@ class PulseTrust:
 
     def _name(self) -> str:
         return "check sensor" if self.channel == "check" else "hall sensor"
+
+
+def first_interval_max_kmh(meters_per_pulse: float) -> float:
+    """The fastest a belt can read over its first whole interval after standing still, km/h.
+
+    From rest, speeding up at the start rate a at most, the belt is at x = a t^2 / 2. Its magnet
+    stood d < m before the sensor, so the first interval runs from x = d to x = d + m and lasts
+    at least sqrt(2 / a) (sqrt(2 m) - sqrt(m)): the mean over it is at most
+    sqrt(a m / 2) / (sqrt(2) - 1), whatever the belt did before. PACE_MARGIN covers jitter.
+    A belt back faster than this never stopped: its edges were lost."""
+    a = START_RATE_KMH_PER_S / KMH_PER_MPS
+    mps = math.sqrt(a * meters_per_pulse / 2.0) / (math.sqrt(2.0) - 1.0)
+    return mps / PACE_MARGIN * KMH_PER_MPS
 
 
 def suspicion_floor_kmh(meters_per_pulse: float) -> float:

@@ -12,6 +12,7 @@ from device.sensor_trust import (
     AGREE_SHARE,
     DISAGREE_FOR_S,
     ENFORCE_WINDOW_S,
+    MOVING_KMH,
     TRUSTED,
     PulseTrust,
     SensorState,
@@ -38,6 +39,7 @@ class SensorWatch:
         self.channel = channel
         self.verdict = TRUSTED
         self._disagree_since: float | None = None
+        self._serial_moving_since: float | None = None
 
     @classmethod
     def for_sensor(cls, sensor: SensorConfig) -> SensorWatch:
@@ -127,7 +129,12 @@ class SensorWatch:
             assert self.readings is not None
             primary_kmh = self.readings.speed_kmh(t) or 0.0
             primary_mean = self.readings.mean_kmh(t, ENFORCE_WINDOW_S) or 0.0
-            primary_run = None
+            # a serial source has no edges: its run starts when it first reads the belt moving
+            if primary_kmh < MOVING_KMH:
+                self._serial_moving_since = None
+            elif self._serial_moving_since is None:
+                self._serial_moving_since = t
+            primary_run = self._serial_moving_since
         if check.silent_for(t, primary_kmh, primary_run):
             return self._silent("check")
         check_mean = check.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
