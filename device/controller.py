@@ -305,8 +305,11 @@ class Controller:
         """The belt asks to start or resume at every tick while it runs; a refusal is said
         (event, beeps) once per run of the belt, then retried quietly until the walker slows
         the belt to the start cap."""
-        if self._auto_refused and self._start_refusal(t) is not None:
+        refusal = self._start_refusal(t)
+        if self._auto_refused and refusal is not None:
             return
+        if refusal is not None and self.sensor.verdict.trusted and refusal["speed_kmh"] is None:
+            return  # a slow belt just started: wait for the edges that tell its speed
         self._auto_refused = not self._attempt(t, action, reason="belt running")
 
     def _attempt(self, t: float, action: str, *, reason: str) -> bool:

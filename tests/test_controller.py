@@ -470,3 +470,19 @@ def test_reconfigure_says_when_wiring_needs_a_restart():
     device = Controller(Config(), t=0.0)
     moved = merge_overrides(Config(), {"buttons": {"start_pin": 12}})
     assert "restart" in device.reconfigure(1.0, moved)
+
+
+def test_a_slow_belt_restarted_after_a_pause_resumes_without_a_refusal_beep():
+    # at 0.5 km/h the edges come 1.1 s apart: the belt runs a second before its speed rests on
+    # two intervals, and the auto-resume waits for them instead of refusing an unknown speed
+    mill = walking(0.6, seconds=8)
+    mill.press_start()
+    mill.run(20)
+    mill.belt_kmh(0.0)
+    mill.run(15)  # stopped 5 s: paused by the belt
+    assert mill.state is SessionState.PAUSED
+    mill.belt_kmh(0.5)
+    mill.run(10)
+    assert mill.state is SessionState.RUNNING
+    assert mill.events(EventKind.START_REFUSED) == []
+    assert "refused" not in mill.outputs("buzzer")
