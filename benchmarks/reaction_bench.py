@@ -4,9 +4,11 @@ The daemon (device.daemon.Daemon, its tick loop, adapters, SQLite recorder and s
 this process on gpiozero's mock pins. A walker thread drives the hall pin like a belt and the
 START pin like a finger; when the relay opens the belt stops, as a treadmill does when its
 safety key is pulled. Each round: the walker resumes slowly, speeds up over the cap, and the
-guard warns; the reaction is the time from the grace running out (the warning's start plus
-grace_s, on the monotonic clock) to the relay pin's change, read from the MockPin's own
-timestamped history. Waiting on pins and status, the bench thread sleeps rather than spins,
+guard warns; the reaction is the time from the grace budget running out (the guard's own
+deadline once the belt is over: the time of its last judgement plus the budget left, on the
+monotonic clock) to the relay pin's change, read from the MockPin's own timestamped history.
+The budget has memory (device/overspeed.py): after a stop it refills only at a thirtieth of
+the time under the limit, so each round first waits until there is enough of it to time. Waiting on pins and status, the bench thread sleeps rather than spins,
 so it does not steal the interpreter from the loop it measures.
 
 A second pass adds a CPU hog thread (pure Python, so it contends for the interpreter lock
@@ -31,6 +33,7 @@ from gpiozero.pins.mock import MockFactory
 from benchmarks.table import Row
 from device.config import Config, config_from_mapping
 from device.daemon import Daemon
+from device.overspeed import REFILL_PER_S
 from device.tick import TickResult
 
 TITLE = "Reaction: the real daemon's tick loop to a grace running out (mock pins)"
@@ -46,6 +49,7 @@ RESUME_BELOW_KMH = 2.2  # the start gate takes the 3 s mean: wait until it allow
 PRESS_S = 0.1
 EDGE_S = 0.002  # how long the magnet holds the hall line low
 WAIT_S = 10.0
+MIN_BUDGET_S = 0.3  # a round starts once this much budget is back: 9 s under the limit
 
 
 @dataclass
@@ -197,12 +201,18 @@ class Bench:
         )
         self.pulse_ended()  # the last round's pulse ended long ago: its close is in history
         self.belt.set_kmh(SLOW_KMH)
+        controller = self.daemon.controller
+        assert controller is not None
+        # the start gate wants the speed from two pulse intervals since the belt stood
+        self.wait("a speed to start at", lambda: controller.estimator.run_intervals >= 2)
         self.press_start()
         self.wait("the session running", lambda: self.status().get("state") == "running")
-        self.belt.set_kmh(FAST_KMH)
         guard = self.daemon.controller.guard  # type: ignore[union-attr]
-        over_since = self.wait("the warning", lambda: guard.watch.over_since, every_s=0.002)
-        grace_ends = over_since + self.config.backward.grace_s
+        until = time.monotonic() + WAIT_S + MIN_BUDGET_S / REFILL_PER_S
+        while guard.watch.budget_s < MIN_BUDGET_S and time.monotonic() < until:
+            time.sleep(0.05)
+        self.belt.set_kmh(FAST_KMH)
+        grace_ends = self.wait("the warning", guard.watch.deadline, every_s=0.002)
         # the relay's history from here: its first entry is stamped now, each next one with
         # the seconds since the one before (gpiozero MockPin.states)
         before = time.monotonic()
