@@ -8,7 +8,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from benchmarks import estimator_bench, live_bench, reaction_bench, simulate_bench, web_bench
+from benchmarks import (
+    estimator_bench,
+    live_bench,
+    reaction_bench,
+    safety_bench,
+    simulate_bench,
+    web_bench,
+)
 from benchmarks.table import Row, render
 
 # (title, function returning the section's rows); later sections append here.
@@ -18,6 +25,7 @@ SECTIONS: list[tuple[str, Callable[[], list[Row]]]] = [
     (reaction_bench.TITLE, reaction_bench.rows),
     (web_bench.TITLE, web_bench.rows),
     (live_bench.TITLE, live_bench.rows),
+    (safety_bench.TITLE, safety_bench.rows),
 ]
 
 

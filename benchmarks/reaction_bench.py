@@ -8,8 +8,9 @@ guard warns; the reaction is the time from the grace budget running out (the gua
 deadline once the belt is over: the time of its last judgement plus the budget left, on the
 monotonic clock) to the relay pin's change, read from the MockPin's own timestamped history.
 The budget has memory (device/overspeed.py): after a stop it refills only at a thirtieth of
-the time under the limit, so each round first waits until there is enough of it to time. Waiting on pins and status, the bench thread sleeps rather than spins,
-so it does not steal the interpreter from the loop it measures.
+the time under the limit, so each round first waits until there is enough of it to time.
+Waiting on pins and status, the bench thread sleeps rather than spins, so it does not steal
+the interpreter from the loop it measures.
 
 A second pass adds a CPU hog thread (pure Python, so it contends for the interpreter lock
 exactly as a busy web request or a slow SQLite call inside the daemon's process would).

@@ -104,17 +104,15 @@ class Controller:
 
     def pulse(self, t: float) -> None:
         """A hall or reed edge at monotonic time t (the edge's own time, not the callback's)."""
-        assert self.sensor.primary is not None
-        self.sensor.primary.pulse(t)
+        self.sensor.pulse(t)
 
     def check_pulse(self, t: float) -> None:
         """An edge of the check sensor ([sensor.check]); ignored when none is configured."""
-        if self.sensor.check is not None:
-            self.sensor.check.pulse(t)
+        self.sensor.check_pulse(t)
 
     def speed_reading(self, t: float, kmh: float) -> None:
         """A speed reported by a serial bridge or console."""
-        self.readings.reading(t, kmh)
+        self.sensor.reading(t, kmh)
 
     def start_down(self, t: float) -> None:
         self.session.start_down(t)

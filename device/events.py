@@ -26,6 +26,7 @@ class EventKind(StrEnum):
     SENSOR_RESTORED = "sensor_restored"
     STILL_GUARDED = "still_guarded"  # a session ended (or a start was refused) at speed
     GUARD_RELEASED = "guard_released"  # ... and the belt has slowed since
+    STOP_HELD = "stop_held"  # a relay pulse ended with the speed still unknown: kept open
     LEVEL_UP = "level_up"
     RUNNING_UNLOCKED = "running_unlocked"
     CONFIG_RELOADED = "config_reloaded"
@@ -92,6 +93,8 @@ STORY: dict[EventKind, str | tuple[str, ...]] = {
     EventKind.STILL_GUARDED: "still guarded: {why} at {speed_kmh} km/h, over the "
     "{start_cap_kmh} km/h start cap; the {cap_kmh} km/h cap holds until the belt slows",
     EventKind.GUARD_RELEASED: "guard released: the belt is down to {speed_kmh} km/h",
+    EventKind.STOP_HELD: "stop held ({sensor}): the belt speed is still unknown, so the "
+    "safety-key loop stays open in backward mode",
     EventKind.LEVEL_UP: "{profile} moved up to level {level}: backward cap up to {cap_kmh} km/h",
     EventKind.RUNNING_UNLOCKED: "{profile} unlocked backward running: cap up to {cap_kmh} km/h",
     EventKind.CONFIG_RELOADED: "config reloaded",

@@ -91,6 +91,7 @@ class Guard:
         self.stopped_at: float | None = None  # the last enforced stop
         self._held: _Held | None = None
         self._relay_closes_at: float | None = None
+        self._holding_open = False  # a pulse ended with the speed unknown: the loop stays open
         self._tune: Tune | None = None
 
     @property
@@ -107,7 +108,7 @@ class Guard:
     def step(self, t: float, belt: Belt) -> Actions:
         actions = Actions()
         self._watch_sensor(t, belt.sensor, actions)
-        self._close_pulse(t, actions)
+        self._close_pulse(t, belt, actions)
         self._release_held(t, belt, actions)
         limit = self.limit = self.limit_at(t, belt)
         # While our relay holds the loop open the belt cannot run, whatever a sensor says:
@@ -173,7 +174,7 @@ class Guard:
 
     def safe(self, actions: Actions) -> None:
         """Loop closed, warning off: the daemon is stopping."""
-        self.latched = False
+        self.latched = self._holding_open = False
         self._relay_closes_at = None
         self._set_relay(RelayState.CLOSED, actions)
         if self.decision.verdict is not Verdict.OK:  # a warning is beeping: stop it
@@ -308,10 +309,23 @@ class Guard:
         self.watch.stopped(min(self.config.backward.grace_s, RESTART_GRACE_S))
         self.decision = Decision(Verdict.OK)
 
-    def _close_pulse(self, t: float, actions: Actions) -> None:
-        if self._relay_closes_at is not None and t >= self._relay_closes_at:
-            self._relay_closes_at = None
+    def _close_pulse(self, t: float, belt: Belt, actions: Actions) -> None:
+        """End a relay pulse, unless the belt in backward mode is still a speed nobody can
+        vouch for: then the loop stays open (one stop, not a stop every pulse) until the
+        speed is known again or the walker turns forward."""
+        unknown = belt.mode is Mode.BACKWARD and belt.mean_kmh is None
+        if self._holding_open and not unknown:
+            self._holding_open = False
             self._set_relay(RelayState.CLOSED, actions)
+        if self._relay_closes_at is None or t < self._relay_closes_at:
+            return
+        self._relay_closes_at = None
+        if unknown:
+            self._holding_open = True
+            details = {"sensor": belt.sensor.channel, "why": belt.sensor.detail}
+            actions.events.append(Event(t, EventKind.STOP_HELD, details))
+            return
+        self._set_relay(RelayState.CLOSED, actions)
 
     def _watch_sensor(self, t: float, verdict: SensorVerdict, actions: Actions) -> None:
         before, self.sensor = self.sensor, verdict
@@ -352,6 +366,7 @@ WALKER_READS = {
     EventKind.SENSOR_RESTORED: "",
     EventKind.STILL_GUARDED: "Still guarded: slow the belt to {start_cap_kmh} km/h, or press "
     "DIRECTION for forward walking.",
+    EventKind.STOP_HELD: "{why} The belt stays stopped in backward mode until then.",
     EventKind.GUARD_RELEASED: "",
 }
 # What a warning without a session says: no stop will come, so it says what to do instead.

@@ -86,6 +86,10 @@ class OverspeedWatch:
         self.ceiling_s = grace_s  # the most the budget refills to
         self.warning = False
         self.enforced = False  # the budget ran out during this warning
+        # ... and the limit then could stop the belt: a warning that only warned (no session,
+        # [enforce] without_session = "warn") still owes the stop once a limit that stops
+        # takes over (a session starts, a start is refused), budget or not
+        self._enforced_stopping = False
         self.over = False  # at the last judgement
         self._last_t: float | None = None
         self._under_cap_since: float | None = None
@@ -110,8 +114,10 @@ class OverspeedWatch:
             self._under_cap_since = t
         elif t - self._under_cap_since >= CLEAR_AFTER_S - EPSILON_S:
             return self._clear(mean_kmh, limit.cap_kmh)
-        enforce = over and self.budget_s <= EPSILON_S and not self.enforced
-        self.enforced = self.enforced or enforce
+        owed = not self.enforced or (limit.enforcing and not self._enforced_stopping)
+        enforce = over and self.budget_s <= EPSILON_S and owed
+        if enforce:
+            self.enforced, self._enforced_stopping = True, limit.enforcing
         return Decision(
             verdict=Verdict.ENFORCED if self.enforced else Verdict.WARNING,
             speed_kmh=mean_kmh,
@@ -127,7 +133,7 @@ class OverspeedWatch:
 
     def deadline(self) -> float | None:
         """When the budget runs out if the belt stays over: a tick must run then."""
-        if not self.over or self.enforced or self._last_t is None:
+        if not self.over or (self.enforced and self._enforced_stopping) or self._last_t is None:
             return None
         return self._last_t + max(0.0, self.budget_s)
 
@@ -135,7 +141,7 @@ class OverspeedWatch:
         """The belt was stopped: the warning is over. The budget stays spent and refills, as
         ever, only with time under the limit, up to `ceiling_s` (the short grace that watches
         a restart): a belt restarted fast at once is stopped at once."""
-        self.warning = self.enforced = self.over = False
+        self.warning = self.enforced = self.over = self._enforced_stopping = False
         self._under_cap_since = None
         self.budget_s = max(0.0, self.budget_s)
         self.ceiling_s = ceiling_s
@@ -152,6 +158,6 @@ class OverspeedWatch:
             self.budget_s = min(self.ceiling_s, self.budget_s + (t - last) * REFILL_PER_S)
 
     def _clear(self, mean_kmh: float | None, cap_kmh: float | None) -> Decision:
-        self.warning = self.enforced = False
+        self.warning = self.enforced = self._enforced_stopping = False
         self._under_cap_since = None
         return Decision(Verdict.OK, speed_kmh=mean_kmh, cap_kmh=cap_kmh, cleared=True)

@@ -62,6 +62,9 @@ MOVING_KMH = 0.3  # the other channel must read at least this to call one silent
 SEEN_STOPPED_S = 5.0
 # After our relay cut the belt, it may coast this long before it stands.
 COAST_S = 1.0
+# A running belt's next edge is due within an interval, give or take ripple and jitter (13 %):
+# later than this many intervals at the moment of a cut, the sensor may have just died.
+OVERDUE_INTERVALS = 1.25
 
 
 class SensorState(StrEnum):
@@ -74,6 +77,7 @@ class SensorState(StrEnum):
     TOO_FAST = "too fast"  # a reading above [sensor] max_speed_kmh
     SILENT = "silent"  # this channel is silent while the other sees the belt move
     DISAGREE = "disagree"  # the two channels read different speeds
+    UNPROVEN = "unproven"  # its edges ended abruptly, and it has not seen the belt since
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,19 @@ class PulseTrust:
         self._suspect_gap_from: float | None = None  # the last edge before a suspicious gap
         self._excused_until = -math.inf  # runs started before this end as our relay cut them
         self._seen_stopped = False
+        # A sensor whose edges ended abruptly may be dead: after our relay stopped the belt it
+        # must see the belt move again before a reading of 0 means a stopped belt. So must a
+        # sensor found silent while the other saw the belt move (it stays "silent" till then).
+        self.unproven = False
+        self._silent = False
 
     def pulse(self, t: float) -> None:
         estimator = self.estimator
-        if not estimator.pulse(t) or not self.suspect:
+        if not estimator.pulse(t):
+            return
+        if self.unproven and estimator.run_intervals >= 2:
+            self.unproven = self._silent = False  # it sees the belt: a working sensor
+        if not self.suspect:
             return
         gap_from, run = self._suspect_gap_from, estimator.run_started_t
         assert gap_from is not None and run is not None
@@ -136,6 +149,15 @@ class PulseTrust:
         if not self.suspect and self._ended_abruptly(t):
             self.suspect = True
             self._suspect_gap_from = estimator.last_pulse_t
+        if self.unproven and self._silent:
+            return silent_verdict(self.channel)
+        if self.unproven:
+            return SensorVerdict(
+                SensorState.UNPROVEN,
+                self.channel,
+                f"The {self._name()} stopped seeing the belt and has not seen it since; press "
+                "DIRECTION to walk forward and start the belt slowly, so it can, or check it.",
+            )
         if self.suspect:
             return SensorVerdict(
                 SensorState.SUSPECT,
@@ -158,8 +180,16 @@ class PulseTrust:
         The edges before the cut say nothing of the belt after it (the 3 s mean would remember
         a speed the belt no longer has), so they are forgotten; the belt coasting to a stop
         for a moment after the cut ends its edges abruptly, and that is explained too."""
+        # A sensor already overdue at the cut may have died just before it: it must prove
+        # itself too. (Within an interval of the cut nobody can tell.)
+        last, pace = self.estimator.last_pulse_t, self.estimator.pace_kmh
+        overdue = False
+        if last is not None and pace > 0:
+            interval = self.estimator.meters_per_pulse / (pace / KMH_PER_MPS)
+            overdue = t - last > OVERDUE_INTERVALS * interval and not self.estimator.stopped(t)
         self.estimator.reset()
         self._excused_until = t + COAST_S
+        self.unproven = self.unproven or self.suspect or overdue
         self.suspect = False
         self._suspect_gap_from = None
         if self.dropout:
@@ -170,6 +200,11 @@ class PulseTrust:
         if self.dropout and self._seen_stopped and self.estimator.stopped(t):
             self.dropout = False
             self._seen_stopped = False
+
+    def found_silent(self) -> None:
+        """The other channel saw the belt move while this one was silent: it must see the belt
+        itself again before its readings count."""
+        self.unproven = self._silent = True
 
     def silent_for(self, t: float, other_kmh: float, other_run_started: float | None) -> bool:
         """Whether this channel has been silent too long for a belt the other reads at
@@ -190,7 +225,8 @@ class PulseTrust:
             self.estimator.rescaled(meters_per_pulse, max_speed_kmh=max_speed_kmh),
             channel=self.channel,
         )
-        fresh.dropout, fresh.suspect = self.dropout, self.suspect
+        fresh.dropout, fresh.suspect, fresh.unproven = self.dropout, self.suspect, self.unproven
+        fresh._silent = self._silent
         fresh._suspect_gap_from, fresh._excused_until = self._suspect_gap_from, self._excused_until
         fresh._seen_stopped = self._seen_stopped
         return fresh
@@ -220,6 +256,15 @@ class PulseTrust:
 
     def _name(self) -> str:
         return "check sensor" if self.channel == "check" else "hall sensor"
+
+
+def silent_verdict(channel: str) -> SensorVerdict:
+    name = "check sensor" if channel == "check" else f"{channel} sensor"
+    return SensorVerdict(
+        SensorState.SILENT,
+        channel,
+        f"The {name} is silent while the other sees the belt moving; check its wiring.",
+    )
 
 
 def first_interval_max_kmh(meters_per_pulse: float) -> float:

@@ -17,6 +17,7 @@ from device.sensor_trust import (
     PulseTrust,
     SensorState,
     SensorVerdict,
+    silent_verdict,
 )
 from device.speed import SpeedEstimator
 
@@ -40,6 +41,7 @@ class SensorWatch:
         self.verdict = TRUSTED
         self._disagree_since: float | None = None
         self._serial_moving_since: float | None = None
+        self._judged_t: float | None = None
 
     @classmethod
     def for_sensor(cls, sensor: SensorConfig) -> SensorWatch:
@@ -85,15 +87,38 @@ class SensorWatch:
             self.readings.stale_s = new.stale_s
 
     def judge(self, t: float) -> SensorVerdict:
-        self.verdict = self._judge(t)
+        """The verdict at t; asked several times a tick, it is worked out once per moment
+        (an edge in between makes it fresh)."""
+        if t != self._judged_t:
+            self.verdict, self._judged_t = self._judge(t), t
         return self.verdict
 
+    def pulse(self, t: float) -> None:
+        """An edge of the primary hall sensor."""
+        assert self.primary is not None, "a serial source has no edges"
+        self._judged_t = None
+        self.primary.pulse(t)
+
+    def check_pulse(self, t: float) -> None:
+        """An edge of the check sensor; ignored when none is fitted."""
+        if self.check is not None:
+            self._judged_t = None
+            self.check.pulse(t)
+
+    def reading(self, t: float, kmh: float) -> None:
+        """A speed from the serial source."""
+        assert self.readings is not None, "a hall source has no readings"
+        self._judged_t = None
+        self.readings.reading(t, kmh)
+
     def belt_cut(self, t: float) -> None:
+        self._judged_t = None
         for trust in (self.primary, self.check):
             if trust is not None:
                 trust.belt_cut(t)
 
     def start_pressed(self, t: float) -> None:
+        self._judged_t = None
         for trust in (self.primary, self.check):
             if trust is not None:
                 trust.start_pressed(t)
@@ -154,9 +179,7 @@ class SensorWatch:
         )
 
     def _silent(self, channel: str) -> SensorVerdict:
-        name = "check sensor" if channel == "check" else f"{channel} sensor"
-        return SensorVerdict(
-            SensorState.SILENT,
-            channel,
-            f"The {name} is silent while the other sees the belt moving; check its wiring.",
-        )
+        trust = self.check if channel == "check" else self.primary
+        if trust is not None:
+            trust.found_silent()
+        return silent_verdict(channel)

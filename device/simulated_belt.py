@@ -113,7 +113,9 @@ class SimulatedBelt:
             self._t = until  # a standing belt: nothing happens, however long (a skipped night)
             return pulses
         while self._t < until - 1e-12:
-            step = min(self.SUBSTEP_S, until - self._t)
+            steady = self.base_kmh == self.set_kmh and not self.ripple_pct
+            # a belt at a steady speed without foot strikes covers the stretch in one go
+            step = until - self._t if steady else min(self.SUBSTEP_S, until - self._t)
             self._follow_console(step)
             speed_ms = self.speed_kmh(self._t) / 3.6
             end = self.travel_m + speed_ms * step

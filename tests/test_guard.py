@@ -750,8 +750,8 @@ def test_next_deadline_is_the_budgets_end_or_the_pulses(action, mode, grace, cap
     for tick in play_walk(guard, t0, walk_, cap=cap, wake=wake):
         if EventKind.ENFORCED_STOP in tick.kinds and mode == "pulse":
             pulse_ends = tick.t + guard.config.enforce.pulse_s
-        if tick.relay is RelayState.CLOSED:
-            pulse_ends = None
+        if tick.relay is RelayState.CLOSED or EventKind.STOP_HELD in tick.kinds:
+            pulse_ends = None  # closed, or held open: the speed was still unknown
         due = [pulse_ends] if pulse_ends is not None else []
         if tick.verdict is Verdict.WARNING and tick.over:
             due.append(tick.t + tick.budget_s)  # the budget's end, if the belt stays over

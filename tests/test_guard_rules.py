@@ -383,7 +383,8 @@ def test_a_belt_at_the_line_gets_a_handful_of_warnings_at_most_never_a_chatter()
 def test_a_hall_sensor_dying_at_speed_is_suspected_within_a_second_and_stopped_after_the_grace():
     name = "rule_hall_sensor_dies_at_speed"
     rep, ticks = story(name), truth(name)
-    lost, warning = the(rep, "sensor_lost"), the(rep, "overspeed_warning")
+    lost, unproven = events(rep, "sensor_lost")
+    warning = the(rep, "overspeed_warning")
     assert (lost["sensor"], lost["state"]) == ("hall", "suspect")
     # the last edge came at most an interval (0.19 s) before 30 s; a belt slowing at 2 km/h/s
     # from 3 km/h would pass two more magnets within about 0.65 s
@@ -403,6 +404,12 @@ def test_a_hall_sensor_dying_at_speed_is_suspected_within_a_second_and_stopped_a
     assert {(k.sensor, k.speed_kmh, k.state) for k in blind} == {("suspect", None, "running")}
     assert [p for p in events(rep, "session_paused") if p["reason"] != "enforced stop"] == []
     assert at(ticks, stop["t"] - TICK_S).belt_kmh == pytest.approx(6.0)
+    # the stop does not make the sensor good: it has not seen the belt since, so the loop
+    # stays open in backward mode instead of letting the belt run past a dead sensor
+    assert (unproven["state"], unproven["t"]) == ("unproven", pytest.approx(stop["t"] + TICK_S))
+    held = the(rep, "stop_held")
+    assert held["t"] == pytest.approx(stop["t"] + 2.0, abs=TICK_S)  # when the pulse would end
+    assert {k.relay for k in ticks if k.t >= stop["t"]} == {"open"}
 
 
 DROPOUTS = "rule_hall_dropouts_latch_a_fault"

@@ -298,10 +298,13 @@ def test_a_stale_serial_sensor_is_said_at_once_and_enforced_after_the_grace():
     assert stop["reason"] == "speed unknown"
     assert changes(rep, "relay")[0] == (stop["t"], "open")
     assert 80.0 <= the(rep, "sensor_restored")["t"] <= 80.6  # readings come twice a second
-    # still unknown each time the relay pulse ends: stopped again at once, until it is back
-    again = events(rep, "enforced_stop")[1:]
-    assert again and {e["scope"] for e in again} == {"after a stop"}
-    assert all(e["t"] < 80.6 for e in again)
+    # still unknown when the relay pulse ends: the loop stays open in backward mode (one stop,
+    # not one every pulse) until the readings are back, then closes
+    held = the(rep, "stop_held")
+    assert held["t"] == pytest.approx(stop["t"] + 2.0, abs=0.11)
+    assert len(events(rep, "enforced_stop")) == 1
+    restored = the(rep, "sensor_restored")["t"]
+    assert changes(rep, "relay")[:2] == [(stop["t"], "open"), (restored, "closed")]
 
 
 def test_a_serial_sensor_back_within_the_grace_clears_the_warning():

@@ -358,13 +358,42 @@ def test_our_relay_cutting_the_belt_excuses_its_coasting():
     assert trust.estimator.mean_kmh(cut + 0.5, 3.0) < 1.0  # the run before the cut is forgotten
 
 
-def test_our_relay_cutting_the_belt_clears_a_suspicion():
+def test_our_relay_cutting_the_belt_leaves_a_suspect_sensor_to_prove_itself():
+    # the belt stops for a reason we know, but a dead sensor would read it stopped as well: it
+    # stays unproven (speed unknown) until it has seen the belt move again
     run = steady(6.0, 3.0)
     trust = hall()
     assert first(watch_alone(trust, run, until=run[-1] + 1.0), SUSPECT) is not None
-    trust.belt_cut(run[-1] + 1.0)
-    assert trust.judge(run[-1] + 1.0).state is OK
-    assert trust.judge(run[-1] + 10.0).state is OK
+    cut = run[-1] + 1.0
+    trust.belt_cut(cut)
+    assert trust.judge(cut).state is SensorState.UNPROVEN
+    assert trust.judge(cut + 60.0).state is SensorState.UNPROVEN
+    restart = steady(1.0, 3.0, start=cut + 70.0)
+    verdicts = watch_alone(trust, restart, until=restart[-1])
+    proven = first(verdicts, OK)
+    assert proven is not None and proven >= restart[2]  # two intervals of the new run
+
+
+def test_our_relay_cutting_a_trusted_sensor_leaves_it_trusted():
+    run = steady(3.0, 3.0)
+    trust = hall()
+    watch_alone(trust, run, until=run[-1])
+    last = trust.estimator.last_pulse_t
+    assert last is not None
+    trust.belt_cut(last + 0.05)  # within the interval: its next edge was not yet due
+    assert trust.judge(last + 10.0).state is OK
+
+
+def test_a_sensor_already_overdue_when_our_relay_cuts_must_prove_itself():
+    # it went quiet a moment before the cut (1.5 intervals at 3 km/h): too soon to be suspect,
+    # but it may have died just then, and a stopped belt would hide it
+    run = steady(3.0, 3.0)
+    trust = hall()
+    watch_alone(trust, run, until=run[-1])
+    last = trust.estimator.last_pulse_t
+    assert last is not None and trust.judge(last + 0.28).state is OK
+    trust.belt_cut(last + 0.28)
+    assert trust.judge(last + 10.0).state is SensorState.UNPROVEN
 
 
 def test_after_the_coast_pulses_ending_abruptly_are_suspect_again():
