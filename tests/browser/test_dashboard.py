@@ -36,6 +36,9 @@ def panel_belt(visit: Visit, kmh: str) -> None:
     visit.page.locator(f"[data-testid=demo-panel] button[data-kmh='{kmh}']").click()
 
 
+TWO_INTERVALS_MS = 1500  # two pulse intervals at 1 km/h and 0.157 m per pulse, with margin
+
+
 @pytest.fixture(scope="module")
 def live(browser, demo: Demo) -> Visit:
     return open_page(browser, demo.url + "/")
@@ -73,6 +76,9 @@ def test_the_simulator_panel_takes_over_and_a_start_from_the_page_begins_a_sessi
     page.wait_for_function(
         "() => parseFloat(document.querySelector('#speed').textContent) > 0.8", timeout=SLOW_S
     )
+    # the start gate wants the speed from two pulse intervals since the belt stood: at 1 km/h
+    # the next edge is 0.6 s away; a walker reading the display waits that long anyway
+    page.wait_for_timeout(TWO_INTERVALS_MS)
     page.locator("[data-testid=control-start]").click()
     wait_for_state(live, "running")
     assert "BACKWARD" in page.locator("#mode").inner_text().upper()
