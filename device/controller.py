@@ -249,6 +249,7 @@ class Controller:
         before = self.cap(t)  # the cap over the stretch that just ended
         share = self.config.program.qualifying_share
         self.session.paced_kmh = share * before.cap_kmh if before else None
+        self.session.walk_counts = not self.guard.watch.over  # over the limit earns nothing
         self._emit(self.session.tick(t, speed))
         if self.session.start_held(t) and self.session.in_session:
             self._emit(self.session.end(t, EndReason.BUTTON))

@@ -229,6 +229,9 @@ class Guard:
         if self.restart_watched(t):
             cap, scope = min(cap, b.start_cap_kmh), "after a stop"
             grace, enforcing = min(grace, RESTART_GRACE_S), True
+        # with action "none" nothing stops the belt: running out of budget only warns, and a
+        # reload back to "relay" finds the stop still owed
+        enforcing = enforcing and self.enforces
         return Limit(cap, b.tolerance_kmh, grace, enforcing=enforcing, scope=scope)
 
     def _hold(self, t: float, belt: Belt, cap_kmh: float, scope: str) -> list[Event]:
@@ -329,8 +332,8 @@ class Guard:
 
     def _watch_sensor(self, t: float, verdict: SensorVerdict, actions: Actions) -> None:
         before, self.sensor = self.sensor, verdict
-        if verdict == before:
-            return
+        if (verdict.state, verdict.channel) == (before.state, before.channel):
+            return  # the same fault, perhaps with new numbers in its sentence
         if verdict.trusted:
             actions.events.append(Event(t, EventKind.SENSOR_RESTORED, {"sensor": before.channel}))
             return

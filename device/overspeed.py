@@ -133,7 +133,9 @@ class OverspeedWatch:
 
     def deadline(self) -> float | None:
         """When the budget runs out if the belt stays over: a tick must run then."""
-        if not self.over or (self.enforced and self._enforced_stopping) or self._last_t is None:
+        # once the budget ran out, what is left to do (a stop still owed when a limit that
+        # stops takes over) falls due at that change, which a tick brings
+        if not self.over or self.enforced or self._last_t is None:
             return None
         return self._last_t + max(0.0, self.budget_s)
 

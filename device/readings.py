@@ -14,9 +14,21 @@ class ReadingSpeed:
         self._readings: deque[tuple[float, float]] = deque()
 
     def reading(self, t: float, kmh: float) -> None:
+        if self.is_stale(t):
+            # back after a gap: the last reading before it says nothing of the gap, and held
+            # across it the mean would read a belt back at 6 km/h as 1.5 for a while
+            self._readings.clear()
         self._readings.append((t, kmh))
         while self._readings and t - self._readings[0][0] > self.keep_s:
             self._readings.popleft()
+
+    def cut(self, t: float) -> None:
+        """Our relay cut the belt at t: it stands now, whatever the readings before said. The
+        last reading stays, as 0, so the source is not stale for the cut alone."""
+        if self._readings:
+            last_t = self._readings[-1][0]
+            self._readings.clear()
+            self._readings.append((min(last_t, t), 0.0))
 
     def is_stale(self, t: float) -> bool:
         return not self._readings or t - self._readings[-1][0] > self.stale_s

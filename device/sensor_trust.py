@@ -206,18 +206,30 @@ class PulseTrust:
         itself again before its readings count."""
         self.unproven = self._silent = True
 
-    def silent_for(self, t: float, other_kmh: float, other_run_started: float | None) -> bool:
-        """Whether this channel has been silent too long for a belt the other reads at
-        `other_kmh`."""
-        if other_kmh < MOVING_KMH:
+    def silent_for(self, seen_until: float, other_kmh: float, other_since: float | None) -> bool:
+        """Whether this channel was silent for too long while the other saw a belt moving at
+        `other_kmh` until `seen_until` (its last edge, or now for a serial source), having
+        seen it move since `other_since`. Silence is measured up to the other's own last sign
+        of motion, not up to now: when the belt stops both fall quiet, whatever their magnets'
+        spacing, and the coarser one's display lingering on is no evidence."""
+        if other_kmh < MOVING_KMH or other_since is None:
             return False
         expected = self.estimator.meters_per_pulse / (other_kmh / KMH_PER_MPS)
         # counted from the later of its own last edge and the other's start: from standstill
         # this channel's magnet may be up to an interval away when the belt starts
-        marks = [x for x in (self.estimator.last_pulse_t, other_run_started) if x is not None]
-        if not marks:
+        last = self.estimator.last_pulse_t
+        since = other_since if last is None else max(last, other_since)
+        return seen_until - since > max(SILENT_INTERVALS * expected, SILENT_MIN_S)
+
+    def steady(self, t: float) -> bool:
+        """Whether its 3 s mean can be compared with another channel's now: two intervals into
+        a run and its next edge not yet overdue. At a start or a stop the coarser of two
+        channels lags the other by up to a pulse, which is no disagreement."""
+        estimator = self.estimator
+        last, interval = estimator.last_pulse_t, estimator.last_interval_s
+        if last is None or interval is None or estimator.run_intervals < 2:
             return False
-        return t - max(marks) > max(SILENT_INTERVALS * expected, SILENT_MIN_S)
+        return t - last <= 1.5 * interval
 
     def rescaled(self, meters_per_pulse: float, *, max_speed_kmh: float) -> PulseTrust:
         """This channel with new calibration: the same edges, the same latched fault."""
@@ -239,8 +251,14 @@ class PulseTrust:
         started = estimator.run_started_t
         if started is not None and started < self._excused_until:
             return False
-        v = estimator.pace_kmh * PACE_MARGIN / KMH_PER_MPS  # m/s, the slowest it can have been
         a = STOP_RATE_KMH_PER_S / KMH_PER_MPS  # m/s^2
+        # the slowest the belt can have been at its last edge: the one-second pace or the last
+        # interval, whichever is slower (a stopping belt's pace lags it by up to half a
+        # second of slowing, which with fine magnets is more than the margin), less ripple
+        # and jitter
+        interval = estimator.last_interval_s or math.inf
+        latest = min(estimator.pace_kmh, estimator.meters_per_pulse / interval * KMH_PER_MPS)
+        v = latest / KMH_PER_MPS * PACE_MARGIN  # m/s
         ahead = MISSING_PULSES * estimator.meters_per_pulse
         if v * v <= 2.0 * a * ahead:
             return False  # a belt this slow may stop within two pulses: nothing to tell

@@ -19,7 +19,15 @@ from device.sensor_trust import (
     SensorVerdict,
     silent_verdict,
 )
-from device.speed import SpeedEstimator
+from device.speed import KMH_PER_MPS, SpeedEstimator
+
+
+def agreement_kmh(faster_kmh: float, coarser_meters_per_pulse: float) -> float:
+    """How far apart two channels' 3 s means may be and still agree, km/h: AGREE_KMH +
+    AGREE_SHARE of the faster, and a pulse of the coarser channel in the 3 s window (its mean
+    can be that far off)."""
+    quantum = coarser_meters_per_pulse / ENFORCE_WINDOW_S * KMH_PER_MPS
+    return AGREE_KMH + quantum + AGREE_SHARE * faster_kmh
 
 
 class SensorWatch:
@@ -113,6 +121,8 @@ class SensorWatch:
 
     def belt_cut(self, t: float) -> None:
         self._judged_t = None
+        if self.readings is not None:
+            self.readings.cut(t)
         for trust in (self.primary, self.check):
             if trust is not None:
                 trust.belt_cut(t)
@@ -143,28 +153,39 @@ class SensorWatch:
         return self._compare(t, check)
 
     def _compare(self, t: float, check: PulseTrust) -> SensorVerdict:
-        check_kmh = check.estimator.speed_kmh(t)
+        check_est = check.estimator
         if self.primary is not None:
-            primary_kmh = self.primary.estimator.speed_kmh(t)
-            primary_mean = self.primary.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
-            if self.primary.silent_for(t, check_kmh, check.estimator.run_started_t):
+            primary_est = self.primary.estimator
+            if self.primary.silent_for(
+                check_est.last_pulse_t or t, check_est.pace_kmh, check_est.run_started_t
+            ):
                 return self._silent(self.channel)
-            primary_run = self.primary.estimator.run_started_t
+            primary_seen = primary_est.last_pulse_t or t
+            primary_kmh, primary_since = primary_est.pace_kmh, primary_est.run_started_t
+            primary_mean = primary_est.mean_kmh(t, ENFORCE_WINDOW_S)
+            primary_steady = self.primary.steady(t)
+            primary_m = primary_est.meters_per_pulse
         else:
             assert self.readings is not None
             primary_kmh = self.readings.speed_kmh(t) or 0.0
             primary_mean = self.readings.mean_kmh(t, ENFORCE_WINDOW_S) or 0.0
-            # a serial source has no edges: its run starts when it first reads the belt moving
+            # a serial source has no edges: it sees the belt move for as long as it says so
             if primary_kmh < MOVING_KMH:
                 self._serial_moving_since = None
             elif self._serial_moving_since is None:
                 self._serial_moving_since = t
-            primary_run = self._serial_moving_since
-        if check.silent_for(t, primary_kmh, primary_run):
+            primary_seen, primary_since = t, self._serial_moving_since
+            primary_steady = primary_since is not None and t - primary_since >= ENFORCE_WINDOW_S
+            primary_m = 0.0  # readings, not pulses
+        if check.silent_for(primary_seen, primary_kmh, primary_since):
             return self._silent("check")
-        check_mean = check.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+        if not (primary_steady and check.steady(t)):
+            self._disagree_since = None  # a start or a stop: compared once both run steadily
+            return TRUSTED
+        check_mean = check_est.mean_kmh(t, ENFORCE_WINDOW_S)
         apart = abs(primary_mean - check_mean)
-        if apart <= AGREE_KMH + AGREE_SHARE * max(primary_mean, check_mean):
+        coarser_m = max(check_est.meters_per_pulse, primary_m)
+        if apart <= agreement_kmh(max(primary_mean, check_mean), coarser_m):
             self._disagree_since = None
             return TRUSTED
         if self._disagree_since is None:

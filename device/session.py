@@ -84,6 +84,9 @@ class SessionMachine:
         # backward at this speed or faster counts toward a level; the controller sets it each
         # tick from the cap in force (None: nothing counts)
         self.paced_kmh: float | None = None
+        # whether walking now counts toward the cap's hold and ramp; the controller clears it
+        # while the belt is over the limit, so going too fast never earns a higher cap
+        self.walk_counts = True
         self.mode = mode or Mode(config.initial_mode)
         self.state = SessionState.IDLE
         self.totals: SessionTotals | None = None
@@ -302,7 +305,7 @@ class SessionMachine:
         segment.distance_m += meters
         segment.active_s += dt
         moving = kmh >= self.config.moving_kmh
-        if moving:
+        if moving and self.walk_counts:
             segment.walked_s += dt
         totals.top_speed_kmh = max(totals.top_speed_kmh, kmh)
         totals.energy.add(dt, kmh, self.mode)

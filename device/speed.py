@@ -160,6 +160,11 @@ class SpeedEstimator:
         return self.meters_per_pulse / self._pace_interval * KMH_PER_MPS
 
     @property
+    def last_interval_s(self) -> float | None:
+        """The last interval of this run, seconds; None after a lone first edge."""
+        return self._last_interval
+
+    @property
     def run_started_t(self) -> float | None:
         """Time of the first edge after the last standstill, None before any edge."""
         return self._times[self._run_start] if self._times else None

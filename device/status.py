@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from device.config import BackwardConfig, Config
+from device.config import BackwardConfig, Config, SensorConfig
 
 if TYPE_CHECKING:
     from device.controller import Controller
@@ -86,6 +86,8 @@ def weakened(config: Config) -> list[str]:
         words.append(f"grace {b.grace_s:g} s")
     if b.tolerance_kmh > shipped.tolerance_kmh:
         words.append(f"tolerance {b.tolerance_kmh:g} km/h")
+    if config.sensor.kind == "serial" and config.sensor.stale_s > SensorConfig().stale_s:
+        words.append(f"serial stale after {config.sensor.stale_s:g} s")
     if b.start_cap_kmh > shipped.start_cap_kmh:
         words.append(f"start cap {b.start_cap_kmh:g} km/h")
     if b.ramp_step_kmh / b.ramp_every_s > shipped.ramp_step_kmh / shipped.ramp_every_s or (

@@ -262,6 +262,7 @@ class Judgement:
     def breaches(self) -> list[str]:
         said = [f"run-over of {r.describe()}" for r in self.runs if r.excess_s > 1e-9]
         said += [f"60 s window with {w.describe()}" for w in self.windows if w.excess_s > 1e-9]
+        said += [f"run-over from t = {t:g} s not warned within 1 s" for t in self.late_warnings]
         return said
 
     @property

@@ -18,14 +18,12 @@ from hypothesis import strategies as st
 
 from device.readings import ReadingSpeed
 from device.sensor_trust import (
-    AGREE_KMH,
-    AGREE_SHARE,
     PulseTrust,
     SensorState,
     SensorVerdict,
     suspicion_floor_kmh,
 )
-from device.sensor_watch import SensorWatch
+from device.sensor_watch import SensorWatch, agreement_kmh
 from device.speed import SpeedEstimator
 
 T0 = 100.0
@@ -503,10 +501,10 @@ def test_a_hall_sensor_that_dies_on_a_slow_belt_is_told_by_the_check_sensor():
 
 
 def test_two_sensors_apart_beyond_the_tolerance_for_a_second_disagree():
-    # the check sensor's meters_per_pulse is off: it reads 5.5 km/h for the hall's 4
+    # the check sensor's meters_per_pulse is off: it reads 6 km/h for the hall's 4
     watch, _, _ = two_sensors()
     hall_edges = steady(4.0, 10.0)
-    check_edges = steady(5.5, 10.0, start=T0 + 0.05, meters_per_pulse=CHECK_M)
+    check_edges = steady(6.0, 10.0, start=T0 + 0.05, meters_per_pulse=CHECK_M)
     verdicts = judged_both(watch, hall_edges, check_edges, until=T0 + 10.0)
     disagree_at = first(verdicts, SensorState.DISAGREE)
     assert disagree_at is not None
@@ -521,13 +519,13 @@ def test_two_sensors_apart_beyond_the_tolerance_for_a_second_disagree():
     ):
         a = fresh_primary.estimator.mean_kmh(t, 3.0)
         b = fresh_check.estimator.mean_kmh(t, 3.0)
-        if abs(a - b) > AGREE_KMH + AGREE_SHARE * max(a, b):
+        if abs(a - b) > agreement_kmh(max(a, b), max(ROLLER_M, CHECK_M)):
             apart_since = t
             break
     assert apart_since is not None
     assert disagree_at == pytest.approx(apart_since + 1.0, abs=TICK_S + 1e-9)
     verdict = dict(verdicts)[disagree_at]
-    assert verdict.channel == "check" and "disagree (4.0 against 5.5 km/h)" in verdict.detail
+    assert verdict.channel == "check" and "disagree (4.0 against 6.0 km/h)" in verdict.detail
 
 
 def test_two_sensors_within_the_tolerance_agree():
