@@ -307,20 +307,45 @@ def _read_error(path: str, exc: OSError) -> ConfigError:
     return ConfigError(f"{path}: cannot read the config file ({reason}).")
 
 
+# A config file is a few kilobytes (the commented example is 16); anything past this is not
+# one, and reading it whole would only cost the Pi memory.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _parse_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise _read_error(path, exc) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: is over {MAX_CONFIG_BYTES // 1024} KiB, which no config file is; check "
+            "the path, or start again from config.example.toml."
+        )
+    return parse_toml_text(raw, source=path)
+
+
+def parse_toml_text(raw: bytes, *, source: str) -> dict[str, Any]:
+    """A config file's bytes as TOML, or ConfigError with one sentence naming `source`. A
+    UTF-8 byte order mark (Windows editors write one) is fine; nesting deeper than Python's
+    parser can follow is one sentence too, never a RecursionError."""
+    path = source
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: byte {exc.start} is not UTF-8 text; save the file as UTF-8."
         ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: holds NUL bytes, so it is not a text file; check the path.")
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: nests arrays or tables deeper than a config file ever needs; fix the "
+            "file by hand (retrotread check-config shows the result)."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib says e.g. "Expected '=' after a key in a key/value pair (at line 3, column 5)"
         reason = str(exc)

@@ -65,10 +65,11 @@ def write_config_changes(
     if text is None:
         text = format_config(base, source="the dashboard's settings page")
     try:
-        new_text = _apply(text, changes)
-    except tomlkit.exceptions.TOMLKitError as exc:
+        new_text = _apply(text.removeprefix("\ufeff"), changes)
+    except (tomlkit.exceptions.TOMLKitError, RecursionError) as exc:
+        why = "it nests too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ConfigWriteError(
-            f"{path}: the config file is not valid TOML ({exc}); run retrotread check-config "
+            f"{path}: the config file is not valid TOML ({why}); run retrotread check-config "
             "on it and fix it by hand, then save again."
         ) from None
     config = config_from_mapping(tomllib.loads(new_text), source=os.fspath(path))

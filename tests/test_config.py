@@ -241,6 +241,8 @@ MISTAKES = [
     ("listen-bare-ipv6", '[web]\nlisten = "::1:8080"\n', ["listen", '"[::]:8080"']),
     ("machine-id", '[machine]\nid = "gym 1"\n', ["[machine] id", '"gym 1"']),
     ("newline-in-value", '[machine]\nid = "a\\nb"\n', ["[machine] id", '"a\\u000ab"']),
+    ("nested-too-deep", "a = " + "[" * 5000 + "]" * 5000 + "\n", ["nests arrays or tables"]),
+    ("nul-bytes", "[machine]\x00\n", ["NUL bytes"]),
 ]
 
 
@@ -257,6 +259,21 @@ def test_each_mistake_exits_2_with_one_sentence_naming_file_and_key(tmp_path, ca
     assert message.endswith((".", "?"))
     for word in words:
         assert word in message
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf[backward]\ngrace_s = 4\n")  # as Windows Notepad saves it
+    config, _ = load_config(path)
+    assert config.backward.grace_s == 4.0
+
+
+def test_a_file_far_bigger_than_any_config_is_one_sentence(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"# " + b"x" * (2 * 1024 * 1024))
+    assert check_config_main(str(path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: is over 1024 KiB") and "Traceback" not in err
 
 
 def test_directory_given_as_config_exits_2_without_traceback(tmp_path, capsys):
@@ -330,3 +347,19 @@ def test_any_values_give_a_config_or_one_sentence(entries):
         assert "\n" not in message
     else:
         assert config_from_mapping(config_to_dict(config)) == config
+
+
+def test_a_reload_of_a_broken_file_keeps_the_running_config_and_says_why(tmp_path):
+    from device.controller import Controller
+    from device.daemon import Daemon
+    from device.ipc_protocol import Command, Request
+
+    path = tmp_path / "config.toml"
+    path.write_text("[backward]\ngrace_s = 4\n")
+    config, _ = load_config(path)
+    daemon = Daemon(config, socket_path="", db_path="", config_path=str(path))
+    controller = Controller(config, t=0.0)
+    path.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")  # nested past the parser
+    reply = daemon._command(controller, Request(Command.RELOAD), 1.0)
+    assert reply["ok"] is False and "nests arrays or tables" in reply["error"]
+    assert controller.config.backward.grace_s == 4.0 and daemon.config is config
