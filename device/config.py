@@ -72,7 +72,7 @@ class SensorConfig:
     max_speed_kmh: float = 25.0
     url: str = ""
     baud: int = 9600
-    pattern: str = r"(?P<speed>[-+]?\d+(?:\.\d+)?)"
+    pattern: str = r"(?<![0-9.,])(?P<speed>[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+))"
     unit: str = "km/h"  # "km/h" | "mph" | "m/s"
     stale_s: float = 2.0
     # factor on every serial reading: 1.0 trusts the bridge; calibrate finds it at a console speed

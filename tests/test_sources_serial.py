@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from virtual_clock import VirtualClock
 
 from device.config import SensorConfig
 from device.sources import SerialSpeedSource, SourceError
-from device.sources.serial_line import LineSplitter
+from device.sources.serial_line import LineSplitter, parse_speed
 
 # retry and read timeouts short enough that the whole file runs in about a second
 QUICK = {"backoff_s": (0.01, 0.05), "read_timeout_s": 0.05}
@@ -125,6 +126,29 @@ def test_speed_in_each_unit_is_reported_in_kmh(unit, line, kmh, readings):
         wait_until(lambda: readings.speeds)
     assert readings.items == [(50.0, pytest.approx(kmh))]
     assert source.speed_kmh(50.0) == pytest.approx(kmh)
+
+
+@pytest.mark.parametrize(
+    ("line", "kmh"),
+    [
+        (b"3.20 km/h", 3.2),
+        (b"SPD:3.2", 3.2),
+        (b"1,5 km/h", 1.5),  # a comma decimal, as a European bridge prints it
+        (b".5 km/h", 0.5),  # never 5
+        (b"SPD:.5", 0.5),
+        ("\u0663.\u0665 km/h".encode(), None),  # Arabic-Indic digits: not a reading
+        (b"-1.0", None),  # a belt does not run backward under the walker
+    ],
+)
+def test_the_default_pattern_reads_ascii_decimals_with_a_point_or_a_comma(line, kmh):
+    regex = re.compile(SensorConfig().pattern)
+    assert parse_speed(line, regex, factor=1.0, max_kmh=25.0) == kmh
+
+
+def test_a_pattern_written_with_backslash_d_still_takes_only_ascii_digits():
+    regex = re.compile(r"(?P<speed>\d+(?:\.\d+)?)")
+    assert parse_speed("\u0663.\u0665".encode(), regex, factor=1.0, max_kmh=25.0) is None
+    assert parse_speed(b"3.5", regex, factor=1.0, max_kmh=25.0) == 3.5
 
 
 def test_serial_scale_corrects_a_bridge_that_reads_fast(readings):

@@ -62,7 +62,7 @@ class SerialSpeedSource:
         url: str,
         *,
         baud: int = 9600,
-        pattern: str = r"(?P<speed>[-+]?\d+(?:\.\d+)?)",
+        pattern: str = r"(?<![0-9.,])(?P<speed>[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+))",
         unit: str = "km/h",
         scale: float = 1.0,
         stale_s: float = 2.0,
@@ -332,8 +332,13 @@ def parse_speed(line: bytes, regex: re.Pattern[str], *, factor: float, max_kmh: 
     match = regex.search(text)
     if match is None or match.group("speed") is None:
         return None
+    number = match.group("speed")
+    # ASCII digits only: float() would take "٣" for 3 from a pattern written with \d. A comma
+    # is a decimal point ("1,5"): a treadmill speed never needs a thousands separator.
+    if not number.isascii():
+        return None
     try:
-        value = float(match.group("speed"))
+        value = float(number.replace(",", "."))
     except ValueError:
         return None
     kmh = value * factor
