@@ -17,15 +17,16 @@ from web import history_api, history_views
 from web.history_queries import close_reader
 
 bp = Blueprint("history", __name__)
+# SQLite's ids are signed 64-bit: a larger one in a URL is no session (404), not an
+# OverflowError (500)
+SESSION_ID = "<int(max=9223372036854775807):session_id>"
 
 bp.add_url_rule("/history", "page", history_views.page)
-bp.add_url_rule("/sessions/<int:session_id>", "session_page", history_views.session_page)
+bp.add_url_rule(f"/sessions/{SESSION_ID}", "session_page", history_views.session_page)
 bp.add_url_rule("/api/sessions", "api_sessions", history_api.sessions)
 bp.add_url_rule("/api/sessions.csv", "sessions_csv", history_api.sessions_csv)
-bp.add_url_rule("/api/sessions/<int:session_id>", "api_session", history_api.session)
-bp.add_url_rule(
-    "/api/sessions/<int:session_id>/samples.csv", "samples_csv", history_api.samples_csv
-)
+bp.add_url_rule(f"/api/sessions/{SESSION_ID}", "api_session", history_api.session)
+bp.add_url_rule(f"/api/sessions/{SESSION_ID}/samples.csv", "samples_csv", history_api.samples_csv)
 bp.teardown_app_request(close_reader)
 
 

@@ -218,6 +218,14 @@ def test_unknown_session_is_a_404_page_and_a_404_json(client) -> None:
         }
 
 
+def test_an_id_past_what_sqlite_can_hold_is_no_session_not_a_crash(client) -> None:
+    # 2**63 overflowed SQLite's integer binding: a 500 from a typo'd or hostile URL
+    for url in ("/sessions/", "/api/sessions/"):
+        assert client.get(f"{url}{2**63}").status_code == 404
+        assert client.get(f"{url}{2**63 - 1}").status_code == 404  # the largest, none there
+    assert client.get(f"/api/sessions/{2**64}/samples.csv").status_code == 404
+
+
 def test_api_pages_through_sessions_newest_first(db_path: str, client) -> None:
     with Store(db_path) as store:
         ids = [walk(store, T0 + n * DAY, backward_s=3) for n in range(12)]
