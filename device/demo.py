@@ -199,14 +199,27 @@ def run_demo(
     socket_path: str | None,
     duration_s: float | None = None,
 ) -> int:
+    # the socket's folder lives as long as this run: removed on every way out
+    scratch_dir = tempfile.TemporaryDirectory(prefix="retrotread-demo-")
+    try:
+        return _run_demo(
+            port=port,
+            db_path=db_path,
+            socket_path=socket_path or os.path.join(scratch_dir.name, "device.sock"),
+            duration_s=duration_s,
+        )
+    finally:
+        scratch_dir.cleanup()
+
+
+def _run_demo(*, port: int, db_path: str | None, socket_path: str, duration_s: float | None) -> int:
     from web import create_app
     from web.auth import PasswordError, StateDirError, set_password
     from web.serve import WebServeError, serve
 
     db = os.path.abspath(db_path or _default_db())
     state_dir = os.path.dirname(db)
-    scratch = tempfile.mkdtemp(prefix="retrotread-demo-")
-    sock = socket_path or os.path.join(scratch, "device.sock")
+    sock = socket_path
     try:
         os.makedirs(state_dir, exist_ok=True)
         config, config_path = demo_config(db)

@@ -4,6 +4,7 @@ walker, watched through the socket like the dashboard watches it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sqlite3
@@ -132,3 +133,16 @@ def test_the_demo_routine_tells_a_whole_session_with_a_warning_that_clears() -> 
     (ended,) = [event for event in report.events if event["kind"] == "session_ended"]
     assert ended["reason"] == "button"
     assert ended["backward_s"] > 300 and ended["forward_s"] > 60
+
+
+def test_the_demo_leaves_no_temporary_folder_behind(tmp_path: Path) -> None:
+    # its socket's folder is its own: gone after the demo, whichever way it ends
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    regular_file = tmp_path / "file"
+    regular_file.write_text("not a directory")
+    argv = [sys.executable, "-m", "device.cli", "demo", "--db", str(regular_file / "demo.db")]
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=15, env=env)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert list(scratch.iterdir()) == []
