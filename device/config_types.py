@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from device.line_pattern import PatternError, check_speed_pattern
+
 
 class ConfigError(Exception):
     """A config the device cannot run with; str() is one sentence naming the file and key.
@@ -209,11 +211,9 @@ class SpeedPattern:
         if not isinstance(value, str):
             raise Invalid
         try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise Invalid(f"which does not compile: {exc}") from None
-        if "speed" not in compiled.groupindex:
-            raise Invalid("which has no group named speed")
+            check_speed_pattern(value)
+        except PatternError as exc:
+            raise Invalid(str(exc)) from None
         return value
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -14,7 +13,8 @@ import pytest
 import serial
 from virtual_clock import VirtualClock
 
-from device.config import SensorConfig
+from device.config import SensorConfig, check_config_main
+from device.line_pattern import compile_speed_pattern
 from device.sources import SerialSpeedSource, SourceError
 from device.sources.serial_line import LineSplitter, parse_speed
 
@@ -141,14 +141,26 @@ def test_speed_in_each_unit_is_reported_in_kmh(unit, line, kmh, readings):
     ],
 )
 def test_the_default_pattern_reads_ascii_decimals_with_a_point_or_a_comma(line, kmh):
-    regex = re.compile(SensorConfig().pattern)
+    regex = compile_speed_pattern(SensorConfig().pattern)
     assert parse_speed(line, regex, factor=1.0, max_kmh=25.0) == kmh
 
 
 def test_a_pattern_written_with_backslash_d_still_takes_only_ascii_digits():
-    regex = re.compile(r"(?P<speed>\d+(?:\.\d+)?)")
+    regex = compile_speed_pattern(r"(?P<speed>\d+(?:\.\d+)?)")
     assert parse_speed("\u0663.\u0665".encode(), regex, factor=1.0, max_kmh=25.0) is None
     assert parse_speed(b"3.5", regex, factor=1.0, max_kmh=25.0) == 3.5
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"(?P<speed>(a+)+$)", r"(?P<speed>(\d+\.?\d*)+) km/h", r"(?P<speed>(\d|1)+)x"]
+)
+def test_a_catastrophic_pattern_answers_a_long_line_at_once(pattern):
+    # On Python's re these backtrack for minutes holding the interpreter: the daemon froze.
+    regex = compile_speed_pattern(pattern)
+    started = time.perf_counter()
+    for line in (b"1" * 255, b"a" * 255 + b"!", b"1.1" * 85):
+        parse_speed(line, regex, factor=1.0, max_kmh=25.0)
+    assert time.perf_counter() - started < 1.0  # three lines; the limit is 20 ms a line
 
 
 def test_serial_scale_corrects_a_bridge_that_reads_fast(readings):
@@ -397,3 +409,15 @@ def test_config_mistakes_are_refused_naming_the_key(pattern, unit, key):
         SerialSpeedSource("loop://", pattern=pattern, unit=unit)
     assert key in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_check_config_refuses_a_pattern_that_backtracks_without_end(tmp_path, capsys):
+    # (a|aa)+ has exponentially many ways to split a run of a's: even the regex module gives
+    # up on 120 of them, so the pattern is refused before any bridge sends such a line
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[sensor]\nkind = "serial"\nurl = "loop://"\npattern = \'(?P<speed>(a|aa)+b)\'\n'
+    )
+    assert check_config_main(str(config)) == 2
+    err = capsys.readouterr().err
+    assert "takes too long" in err and "[sensor] pattern" in err and "Traceback" not in err

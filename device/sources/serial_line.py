@@ -15,14 +15,15 @@ import errno
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import serial
+from regex import Pattern
 
+from device.line_pattern import PatternError, compile_speed_pattern, search_speed
 from device.sources import SourceError
 
 if TYPE_CHECKING:
@@ -323,16 +324,15 @@ class LineSplitter:
         return lines, overlong
 
 
-def parse_speed(line: bytes, regex: re.Pattern[str], *, factor: float, max_kmh: float):
+def parse_speed(line: bytes, regex: Pattern[str], *, factor: float, max_kmh: float):
     """The speed in km/h in one line, or None when the line holds no plausible speed."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    match = regex.search(text)
-    if match is None or match.group("speed") is None:
+    number = search_speed(regex, text)
+    if number is None:
         return None
-    number = match.group("speed")
     # ASCII digits only: float() would take "٣" for 3 from a pattern written with \d. A comma
     # is a decimal point ("1,5"): a treadmill speed never needs a thousands separator.
     if not number.isascii():
@@ -347,20 +347,13 @@ def parse_speed(line: bytes, regex: re.Pattern[str], *, factor: float, max_kmh: 
     return kmh
 
 
-def _compile_pattern(pattern: str) -> re.Pattern[str]:
+def _compile_pattern(pattern: str) -> Pattern[str]:
     try:
-        regex = re.compile(pattern)
-    except re.error as exc:
+        return compile_speed_pattern(pattern)
+    except PatternError as exc:
         raise SourceError(
-            f"[sensor] pattern {pattern!r} is not a valid regular expression ({exc}); "
-            "fix it in the config."
-        ) from exc
-    if "speed" not in regex.groupindex:
-        raise SourceError(
-            f"[sensor] pattern {pattern!r} has no group named speed; wrap the number in "
-            "(?P<speed>...)."
-        )
-    return regex
+            f"[sensor] pattern {pattern!r} is not usable, {exc}; fix it in the config."
+        ) from None
 
 
 def _explain_open_error(url: str, exc: BaseException) -> str:

@@ -1,0 +1,63 @@
+"""The serial line pattern: a regular expression with a named group `speed`, run on a
+linear-time-safe footing.
+
+Python's `re` holds the interpreter while it backtracks, so one catastrophic pattern
+(`(?P<speed>(\\d+\\.?\\d*)+) km/h` on a line of digits) froze the whole daemon, the guard and
+SIGTERM included. Patterns run on the `regex` module instead: it gives the interpreter back
+while it matches (`concurrent`), stops at a hard time limit, and check-config tries each
+pattern on lines made to make backtracking explode, refusing one that does not finish. Lines
+are at most 256 bytes (device/sources/serial_line.py) before they get here.
+"""
+
+from __future__ import annotations
+
+import regex
+
+# A line is matched in microseconds; this bounds a bad pattern, not a good one.
+MATCH_TIMEOUT_S = 0.02
+# Lines that make nested repetition backtrack without end, as long as a line may be.
+PROBES = tuple(
+    body + tail
+    for body in ("1" * 120, "1." * 60, "a" * 120, " " * 120, "1,5 " * 30)
+    for tail in ("", "!", " km", "x")
+)
+
+
+class PatternError(ValueError):
+    """str() says what is wrong with the pattern, to follow "[sensor] pattern ... ,"."""
+
+
+def compile_speed_pattern(pattern: str) -> regex.Pattern[str]:
+    try:
+        compiled = regex.compile(pattern, regex.VERSION0)
+    except regex.error as exc:
+        raise PatternError(f"which does not compile: {exc}") from None
+    if "speed" not in compiled.groupindex:
+        raise PatternError("which has no group named speed")
+    return compiled
+
+
+def check_speed_pattern(pattern: str) -> regex.Pattern[str]:
+    """Compile and try the pattern on the probes; PatternError if it is too slow on one."""
+    compiled = compile_speed_pattern(pattern)
+    for probe in PROBES:
+        try:
+            compiled.search(probe, timeout=MATCH_TIMEOUT_S * 5)
+        except TimeoutError:
+            raise PatternError(
+                f"which takes too long on a line like {probe[:12]!r}...: a repeated group "
+                "inside a repetition, such as (\\d+)+, backtracks without end; write it "
+                "with one repetition"
+            ) from None
+    return compiled
+
+
+def search_speed(compiled: regex.Pattern[str], text: str) -> str | None:
+    """The `speed` group's text in one line, or None (no match, or too slow to tell)."""
+    try:
+        match = compiled.search(text, timeout=MATCH_TIMEOUT_S, concurrent=True)
+    except TimeoutError:
+        return None
+    if match is None:
+        return None
+    return match.group("speed")
