@@ -52,6 +52,8 @@ log = logging.getLogger("retrotread.ipc")
 
 _FAILED = "see the device's journal (journalctl -u retrotread-device) for details."
 
+LISTEN_BACKLOG = 256
+
 
 class DeviceSocket:
     """Serves the protocol on a Unix socket from background threads.
@@ -128,7 +130,9 @@ class DeviceSocket:
             self._inode = os.stat(self.path).st_ino
             # before listen(), so nobody outside the group can sneak in a connection
             os.chmod(self.path, 0o660)
-            listener.listen(16)
+            # a burst of dashboard requests (20 viewers, a page's worth of calls each) must
+            # queue, not bounce: with 16 a connect() got EAGAIN and read "device offline"
+            listener.listen(LISTEN_BACKLOG)
             listener.setblocking(False)
         except OSError as exc:
             listener.close()

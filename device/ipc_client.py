@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -92,14 +93,28 @@ class DeviceClient:
             self._streams.discard(stream)
 
     def _connect(self) -> socket.socket:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(self.timeout)
-        try:
-            conn.connect(str(self.path))
-        except OSError as exc:
-            conn.close()
-            raise self._offline(exc) from None
-        return conn
+        """Connect, waiting out a full listen queue (EAGAIN on a Unix socket) up to the
+        timeout: a burst of requests makes the device busy, not offline."""
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(self.timeout)
+            try:
+                conn.connect(str(self.path))
+                return conn
+            except BlockingIOError as exc:  # EAGAIN: the device's queue of connections is full
+                conn.close()
+                if time.monotonic() + pause > deadline:
+                    raise DeviceOffline(
+                        f"the retrotread device at {self.path} is busy (too many requests at "
+                        "once); try again in a moment."
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+            except OSError as exc:
+                conn.close()
+                raise self._offline(exc) from None
 
     def _send(self, conn: socket.socket, line: bytes) -> None:
         try:

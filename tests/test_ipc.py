@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -453,3 +454,24 @@ def test_default_socket_path_follows_systemds_runtime_directory(
     assert default_socket_path() == Path("/run/rt-a/device.sock")
     monkeypatch.delenv("RUNTIME_DIRECTORY")
     assert default_socket_path() == Path("/run/retrotread/device.sock")
+
+
+def test_a_burst_of_dashboard_commands_is_answered_never_a_false_offline(
+    server: DeviceSocket,
+) -> None:
+    # 20 dashboard threads, 30 commands each, all at once: the listen queue holds them, and a
+    # client that finds it full waits its turn instead of calling the device offline
+    client = DeviceClient(server.path, timeout=5.0)
+
+    def burst(n: int) -> list[str]:
+        errors = []
+        for _ in range(30):
+            try:
+                client.request({"cmd": "status"} if n % 2 else {"cmd": "pause"})
+            except DeviceOffline as exc:
+                errors.append(str(exc))
+        return errors
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        errors = [e for found in pool.map(burst, range(20)) for e in found]
+    assert errors == []
