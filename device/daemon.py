@@ -77,6 +77,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once the socket answers (the demo waits on it)
         self._status: dict[str, Any] = {}
+        self._history_error: str | None = None  # why the last history write failed
         self._notifier = sdnotify.SystemdNotifier()
         self.controller: Controller | None = None
 
@@ -86,7 +87,7 @@ class Daemon:
         self.stopping.set()
 
     def status(self) -> dict[str, Any]:
-        return self._status
+        return {**self._status, "history_error": self._history_error}
 
     def handle(self, request: Request) -> dict[str, Any]:
         """A socket command (status and subscribe never get here: the socket answers them
@@ -121,7 +122,7 @@ class Daemon:
         wall0 = time.time()
         with contextlib.ExitStack() as opened:
             store = Store(self.db_path)
-            opened.callback(store.close)
+            opened.callback(self._close_store, store)
             controller = self.controller = load_controller(store, self.config, t=now, wall0=wall0)
             self._status = controller.status(now)
             # The socket before anything is written: it is the lock that keeps a second daemon
@@ -152,6 +153,14 @@ class Daemon:
             )
             opened.callback(buttons.close)
             self._loop(controller, recorder, outputs)
+
+    def _close_store(self, store: Store) -> None:
+        """The last flush, then close: a disk that still refuses it is said, and the daemon
+        still stops cleanly (its outputs are already safe)."""
+        try:
+            store.close()
+        except StoreError as exc:
+            log.error("history not saved at shutdown: %s", exc)
 
     def _shut_down(self, controller: Controller, recorder: Recorder, outputs: Outputs) -> None:
         """The last tick: inputs still queued, then the session ended as shutdown and every
@@ -269,9 +278,21 @@ class Daemon:
         return note
 
     def _play(self, result: TickResult, recorder: Recorder, outputs: Outputs) -> None:
+        """The outputs first, then the history: a disk that refuses a write must never keep
+        the relay from opening, nor end the daemon. The store keeps what it could not write
+        and tries again at its next flush; the status says so until it succeeds."""
         for change in result.outputs:
             outputs.apply(change.name, change.state)
-        recorder.record(result)
+        try:
+            recorder.record(result)
+        except StoreError as exc:
+            if str(exc) != self._history_error:
+                log.error("history is not being saved: %s", exc)
+            self._history_error = str(exc)
+        else:
+            if self._history_error is not None and not recorder.store.pending:
+                log.info("history is being saved again")
+                self._history_error = None
 
 
 def run_device(config_path: str | None, *, socket_path: str, db_path: str | None) -> int:

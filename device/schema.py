@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 
-BUSY_TIMEOUT_S = 5.0  # how long a connection waits for another's lock before giving up
+BUSY_TIMEOUT_S = 5.0  # how long a reader waits for another's lock before giving up
+# The daemon writes from its tick loop: waiting 5 s on a lock held by another process would
+# hold up the guard for as long. It gives up sooner and tries again at the next flush (the
+# buffer keeps the rows).
+WRITER_BUSY_TIMEOUT_S = 0.05
 ELSEWHERE = "or set db in the [storage] table of the config to another path"
 
 _SCHEMA_V1 = """

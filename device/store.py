@@ -93,7 +93,9 @@ class Store(History):
             _share_with_group(self.path)
         db = None
         try:
-            db = sqlite3.connect(self.path, timeout=schema.BUSY_TIMEOUT_S, isolation_level=None)
+            db = sqlite3.connect(
+                self.path, timeout=schema.WRITER_BUSY_TIMEOUT_S, isolation_level=None
+            )
             db.execute("PRAGMA journal_mode = WAL")
             # FULL, not NORMAL: in WAL mode NORMAL may roll committed batches back after a
             # power cut, and one fsync per FLUSH_EVERY_S costs the SD card next to nothing.
@@ -208,6 +210,11 @@ class Store(History):
             f" ON CONFLICT (name) DO UPDATE SET {updates}"
         )
         self._commit(lambda: self._db.execute(sql, values))
+
+    @property
+    def pending(self) -> bool:
+        """Whether rows wait in the buffer for a write (after a failed one, until it works)."""
+        return bool(self._samples or self._events or self._totals)
 
     def maybe_flush(self, now: float) -> bool:
         """Flush once the oldest buffered row is FLUSH_EVERY_S old (or the wall clock jumped

@@ -20,13 +20,14 @@ from gpiozero.pins.mock import MockFactory
 from test_simulate import SCENARIOS, cli, events, outputs, sample_at
 from virtual_clock import VirtualClock
 
+import device.store as store_module
 from device.config import config_from_mapping
 from device.daemon import Daemon, Input
 from device.events import Event, EventKind
 from device.scenario import Scenario, Step, load_scenario
 from device.simulate import Simulation
 from device.simulated_belt import SimulatedBelt
-from device.store import Store
+from device.store import Store, StoreError
 from device.tick import TickResult
 
 GRACE_S = 5.0  # the built-in grace
@@ -459,3 +460,43 @@ def test_waking_for_a_deadline_does_not_cost_a_regular_tick():
     # the built-in 5 s grace (benchmarks: reaction section). It should tick every 100 ms.
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(daemon_in_virtual_time().ticks)]
     assert max(gaps) <= 0.1, f"ticks skipped: gaps of {[g for g in gaps if g > 0.1]} s"
+
+
+class FullDisk(VirtualTime):
+    """The same walk, with every history write failing from the first tick on: the disk is
+    full (the daemon started fine, and then the card filled up)."""
+
+    def wait(self, timeout: float) -> bool:
+        if len(self.ticks) == 0:
+            store_module.Store._commit = _disk_full  # type: ignore[method-assign]
+        return super().wait(timeout)
+
+
+def _disk_full(self, then=None):
+    raise StoreError(
+        f"Cannot write to the history database {self.path} (database or disk is full)."
+    )
+
+
+def test_a_full_disk_never_keeps_the_relay_from_opening_nor_ends_the_daemon(monkeypatch):
+    monkeypatch.setattr(store_module.Store, "_commit", store_module.Store._commit)  # restored
+    config = config_from_mapping({"backward": {"grace_s": 1.05}})
+    factory = MockFactory()
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="rt-") as scratch:
+        daemon = Daemon(
+            config, socket_path=f"{scratch}/d.sock", db_path=f"{scratch}/h.db", pin_factory=factory
+        )
+        virtual = FullDisk(daemon, factory, until=1020.0)
+        daemon.clock, daemon.stopping = virtual, virtual  # type: ignore[assignment]
+        try:
+            daemon.run()  # returns at the end of the walk: it did not die at the first write
+        finally:
+            factory.reset()
+            factory.close()
+    kinds = [e.kind for e in virtual.events]
+    assert EventKind.ENFORCED_STOP in kinds
+    (warning,) = [e for e in virtual.events if e.kind is EventKind.OVERSPEED_WARNING]
+    (stop,) = [e for e in virtual.events if e.kind is EventKind.ENFORCED_STOP]
+    assert stop.t == pytest.approx(warning.t + 1.05, abs=1e-6)  # on time, as with a good disk
+    assert virtual.belt.loop_open  # the relay did cut the belt
+    assert "disk is full" in daemon.status()["history_error"]

@@ -100,6 +100,12 @@ def _safety(status: Mapping[str, Any]) -> str:
     return "Safety settings loosened: " + ", ".join(weakened) if weakened else ""
 
 
+def _history(status: Mapping[str, Any]) -> str:
+    """The daemon cannot write its history (a full or read-only disk): said until it can."""
+    error = status.get("history_error")
+    return f"History is not being saved: {error}" if error else ""
+
+
 def _warning(status: Mapping[str, Any]) -> str:
     warning = status.get("warning")
     if not warning:
@@ -142,7 +148,7 @@ def view(status: Mapping[str, Any] | None) -> dict[str, str]:
         return {"speed": blank, "mode": "", "state": "Offline", "elapsed": "--:--",
                 "distance": blank, "kcal": blank, "cap": "", "level": "", "program": "",
                 "sensor": "", "warning": "", "warning_detail": "", "message": "",
-                "safety": ""}  # fmt: skip
+                "safety": "", "history": ""}  # fmt: skip
     speed, elapsed = status.get("speed_kmh"), status.get("elapsed_s")
     distance, kcal = status.get("distance_m"), status.get("kcal")
     if distance is None:
@@ -166,6 +172,7 @@ def view(status: Mapping[str, Any] | None) -> dict[str, str]:
         "warning_detail": _warning_detail(status),
         "message": str(status.get("message") or ""),
         "safety": _safety(status),
+        "history": _history(status),
     }
 
 

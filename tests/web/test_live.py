@@ -302,6 +302,15 @@ def test_loosened_safety_settings_are_on_the_live_page_at_all_times(
     assert live.view(fake_device.status)["safety"] == ""
 
 
+def test_a_history_the_daemon_cannot_write_is_said_on_the_live_page(
+    fake_device: FakeDevice, client: FlaskClient, running_status
+) -> None:
+    fake_device.status = running_status(history_error="Cannot write ... (disk is full).")
+    page = client.get("/").get_data(as_text=True)
+    assert "History is not being saved: Cannot write ... (disk is full)." in page
+    assert live.view(running_status())["history"] == ""
+
+
 def test_a_sensor_the_device_cannot_vouch_for_is_never_shown_ok(running_status) -> None:
     suspect = {"kind": "hall", "ok": False, "state": "suspect", "channel": "hall",
                "detail": "The hall sensor's pulses ended...", "checked": False}  # fmt: skip

@@ -61,6 +61,8 @@
     show("message", v.message !== "");
     setText("safety", v.safety);
     show("safety", v.safety !== "");
+    setText("history-error", v.history);
+    show("history-error", v.history !== "");
     showButtons(data.state, data.mode, true);
   }
 
