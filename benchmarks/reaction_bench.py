@@ -203,9 +203,10 @@ class Bench:
         self.pulse_ended()  # the last round's pulse ended long ago: its close is in history
         self.belt.set_kmh(SLOW_KMH)
         controller = self.daemon.controller
-        assert controller is not None
+        assert controller is not None and controller.sensor.primary is not None
+        hall = controller.sensor.primary.estimator  # read only: the tick thread owns it
         # the start gate wants the speed from two pulse intervals since the belt stood
-        self.wait("a speed to start at", lambda: controller.estimator.run_intervals >= 2)
+        self.wait("a speed to start at", lambda: hall.run_intervals >= 2)
         self.press_start()
         self.wait("the session running", lambda: self.status().get("state") == "running")
         guard = self.daemon.controller.guard  # type: ignore[union-attr]

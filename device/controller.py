@@ -19,12 +19,9 @@ from device.guard import NO_SESSION_READS, WALKER_READS, WARNING_LIGHT, Actions,
 from device.modes import EndReason, Mode, SessionState
 from device.program import Profile, SessionSummary
 from device.progression import Progression
-from device.readings import ReadingSpeed
-from device.sensor_trust import ENFORCE_WINDOW_S
 from device.sensor_watch import SensorWatch
 from device.session import SessionMachine
 from device.signals import LedPattern, Tune
-from device.speed import SpeedEstimator
 from device.status import device_status
 from device.tick import OutputChange, Sample, TickResult
 
@@ -33,8 +30,6 @@ SAMPLE_EVERY_S = 1.0
 # carries that cap on: a bumped DIRECTION button must not cost an earned cap (and bring the
 # abrupt stop of a walker who is walking correctly).
 TURN_BACK_WITHIN_S = 60.0
-_NO_PULSES = SpeedEstimator(1.0)
-_NO_READINGS = ReadingSpeed(stale_s=1.0)
 
 EVENT_TUNES = {
     EventKind.SESSION_STARTED: Tune.START,
@@ -82,23 +77,6 @@ class Controller:
         self._led: LedPattern | None = None
         self._next_sample_t = t
         self._show_mode(t)
-
-    # -- the speed sources ------------------------------------------------------------------
-
-    @property
-    def estimator(self) -> SpeedEstimator:
-        """The hall sensor's estimator (a serial source has none: a fresh one reads 0)."""
-        primary = self.sensor.primary
-        return primary.estimator if primary is not None else _NO_PULSES
-
-    @property
-    def readings(self) -> ReadingSpeed:
-        """The serial source's readings (a hall source has none: an empty one is stale)."""
-        return self.sensor.readings if self.sensor.readings is not None else _NO_READINGS
-
-    @property
-    def check_estimator(self) -> SpeedEstimator | None:
-        return None if self.sensor.check is None else self.sensor.check.estimator
 
     # -- inputs from the adapters ----------------------------------------------------------
 
@@ -197,26 +175,21 @@ class Controller:
     def speed_kmh(self, t: float) -> float | None:
         """The displayed speed; None when the device cannot vouch for it (a stale serial
         source, a suspect or faulty sensor, two sensors that disagree)."""
-        if not self.sensor.judge(t).trusted:
-            return None
-        if self.uses_pulses:
-            return self.estimator.speed_kmh(t)
-        return self.readings.speed_kmh(t)
+        return self.sensor.speed_kmh(t)
 
     def mean_kmh(self, t: float) -> float | None:
         """The smoothed speed the safety rules use; None when it cannot be vouched for."""
-        if not self.sensor.judge(t).trusted:
-            return None
-        if self.uses_pulses:
-            return self.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
-        return self.readings.mean_kmh(t, ENFORCE_WINDOW_S)
+        return self.sensor.mean_kmh(t)
 
-    def speed_known(self, t: float) -> bool:
-        """Whether the reading rests on enough of the belt to start backward at it: two pulse
-        intervals since the belt last stood still, or a fresh serial reading."""
-        if not self.sensor.judge(t).trusted:
-            return False
-        return self.estimator.speed_known(t) if self.uses_pulses else True
+    def start_speed_kmh(self, t: float) -> float | None:
+        """The speed a backward start (or a turn back to backward) is judged at: the higher
+        of the display and the 3 s mean, since the mean still remembers the standstill a
+        second after the belt jumped to 4 km/h and the display already knows. None unless
+        both are known and rest on two pulse intervals."""
+        speed, mean = self.speed_kmh(t), self.mean_kmh(t)
+        if speed is None or mean is None or not self.sensor.speed_known(t):
+            return None
+        return max(speed, mean)
 
     def cap(self, t: float) -> CapSchedule | None:
         """The session's cap: its schedule over the walked time of the backward segment;
@@ -339,29 +312,19 @@ class Controller:
         if self.session.mode is not Mode.BACKWARD:
             return None
         return start_refusal(
-            self.config.backward,
-            speed_kmh=self.speed_kmh(t),
-            mean_kmh=self.mean_kmh(t),
-            known=self.speed_known(t),
-            sensor=self.sensor.verdict,
+            self.config.backward, speed_kmh=self.start_speed_kmh(t), sensor=self.sensor.verdict
         )
 
     def _set_mode(self, t: float, mode: Mode, *, reason: str) -> None:
-        segment, turned = self.session.segment, self._turned
-        if segment is not None and mode is Mode.FORWARD and self.session.mode is Mode.BACKWARD:
-            cap = (
-                self._last_cap if self._last_cap is not None else self.config.backward.start_cap_kmh
-            )
-            self._turned = (t, segment.walked_s, cap)
+        turned, schedule, segment = self._turned, self.cap(t), self.session.segment
+        if segment is not None and schedule is not None and mode is Mode.FORWARD:
+            self._turned = (t, segment.walked_s, schedule.cap_kmh)  # leaving backward walking
         self._emit(self.session.set_mode(t, mode, reason=reason))
         segment = self.session.segment
         if segment is not None and mode is Mode.BACKWARD and turned is not None:
             self._turned = None
             at, walked_s, cap = turned
-            speed = self.mean_kmh(t)
-            shown = self.speed_kmh(t)
-            if speed is not None and shown is not None:
-                speed = max(speed, shown)
+            speed = self.start_speed_kmh(t)
             line = cap + self.config.backward.tolerance_kmh
             if t - at <= TURN_BACK_WITHIN_S and speed is not None and speed <= line:
                 segment.walked_s = walked_s  # the same backward walk, after a bumped button

@@ -16,22 +16,18 @@ from device.sensor_trust import SensorVerdict
 
 
 def start_refusal(
-    backward: BackwardConfig,
-    *,
-    speed_kmh: float | None,
-    mean_kmh: float | None,
-    known: bool,
-    sensor: SensorVerdict,
+    backward: BackwardConfig, *, speed_kmh: float | None, sensor: SensorVerdict
 ) -> dict[str, Any] | None:
-    """None when a backward start may go ahead, else the refusal's details: the speed, the
-    limit and the sentence the walker reads."""
+    """None when a backward start may go ahead at `speed_kmh` (the higher of the display and
+    the 3 s mean; None when not known), else the refusal's details: the speed, the limit and
+    the sentence the walker reads."""
     limit = round(backward.start_cap_kmh + backward.tolerance_kmh, 2)
     gate = (
         f"backward walking starts at {limit:.1f} km/h or slower (the "
         f"{backward.start_cap_kmh:.1f} km/h start cap + {backward.tolerance_kmh:.1f} km/h "
         "tolerance)"
     )
-    if speed_kmh is None or mean_kmh is None or not known:
+    if speed_kmh is None:
         why = (
             sensor.detail
             if not sensor.trusted
@@ -39,11 +35,10 @@ def start_refusal(
         )
         sentence = f"{why} {gate[0].upper()}{gate[1:]}."
         return {"speed_kmh": None, "limit_kmh": limit, "reason": sentence}
-    speed = max(speed_kmh, mean_kmh)
-    if speed > limit:
+    if speed_kmh > limit:
         return {
-            "speed_kmh": round(speed, 2),
+            "speed_kmh": round(speed_kmh, 2),
             "limit_kmh": limit,
-            "reason": f"The belt runs at {speed:.1f} km/h; {gate}.",
+            "reason": f"The belt runs at {speed_kmh:.1f} km/h; {gate}.",
         }
     return None

@@ -81,18 +81,38 @@ class SensorWatch:
         ):
             self.primary = self.primary.rescaled(new.meters_per_pulse, max_speed_kmh=top)
         check = new.check
-        if (
-            self.check is not None
-            and check is not None
-            and (old.check, old.max_speed_kmh)
-            != (
-                check,
-                top,
-            )
-        ):
+        changed = (old.check, old.max_speed_kmh) != (check, top)
+        if self.check is not None and check is not None and changed:
             self.check = self.check.rescaled(check.meters_per_pulse, max_speed_kmh=top)
         if self.readings is not None:
             self.readings.stale_s = new.stale_s
+
+    # -- the speed, as far as it can be vouched for -----------------------------------------
+
+    def speed_kmh(self, t: float) -> float | None:
+        """The displayed speed; None when the verdict is not ok."""
+        if not self.judge(t).trusted:
+            return None
+        if self.primary is not None:
+            return self.primary.estimator.speed_kmh(t)
+        assert self.readings is not None
+        return self.readings.speed_kmh(t)
+
+    def mean_kmh(self, t: float) -> float | None:
+        """The 3 s mean the safety rules use; None when the verdict is not ok."""
+        if not self.judge(t).trusted:
+            return None
+        if self.primary is not None:
+            return self.primary.estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+        assert self.readings is not None
+        return self.readings.mean_kmh(t, ENFORCE_WINDOW_S)
+
+    def speed_known(self, t: float) -> bool:
+        """Whether the reading rests on enough of the belt to start backward at it: two pulse
+        intervals since the belt last stood still, or a fresh serial reading."""
+        if not self.judge(t).trusted:
+            return False
+        return self.primary is None or self.primary.estimator.speed_known(t)
 
     def judge(self, t: float) -> SensorVerdict:
         """The verdict at t; asked several times a tick, it is worked out once per moment

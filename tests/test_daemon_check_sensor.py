@@ -76,8 +76,9 @@ def test_the_daemon_reads_both_sensors_and_they_agree(running) -> None:
                       what="a speed")  # fmt: skip
     assert status["sensor"]["checked"] is True
     controller = daemon.controller
-    assert controller is not None and controller.check_estimator is not None
-    wait_for(lambda: controller.check_estimator.pulses >= 5, within_s=5, what="check pulses")
+    check = controller.sensor.check if controller is not None else None
+    assert check is not None
+    wait_for(lambda: check.estimator.pulses >= 5, within_s=5, what="check pulses")
     assert daemon.status()["sensor"]["ok"] is True
 
 
