@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -31,8 +32,8 @@ CONFIG = Config()
 HOME = config_from_mapping({"program": {"single_user": True, "profile": "ana"}})
 
 
-def walk(
-    day: float = 0,
+def walked_at(
+    start: float,
     *,
     backward_min: float = 12,
     fast_min: float = 0,
@@ -40,9 +41,8 @@ def walk(
     reason: EndReason = EndReason.BUTTON,
     level: int = 1,
 ) -> SessionSummary:
-    """A session on `day` of the program with `backward_min` minutes walked backward, of them
-    `paced_min` (all of them unless told) at [program] qualifying_share of the cap or faster."""
-    start = T0 + day * DAY
+    """A session starting at epoch `start` with `backward_min` minutes walked backward, of
+    them `paced_min` (all unless told) at [program] qualifying_share of the cap or faster."""
     return SessionSummary(
         started_at=start,
         ended_at=start + backward_min * 60 + 60,
@@ -52,6 +52,11 @@ def walk(
         level=level,
         backward_paced_s=(backward_min if paced_min is None else paced_min) * 60,
     )
+
+
+def walk(day: float = 0, **session: Any) -> SessionSummary:
+    """A session on `day` of the program (see walked_at)."""
+    return walked_at(T0 + day * DAY, **session)
 
 
 def walk_all(profile: Profile, sessions: list[SessionSummary], config: Config = CONFIG):

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
+from test_program import walked_at
 
 from device.config import Config, config_from_mapping
 from device.events import EventKind
@@ -34,26 +35,8 @@ def at(day: int, hour: float = 14.0) -> float:
     return (midnight + timedelta(hours=hour)).timestamp()
 
 
-def walk(
-    start: float,
-    *,
-    backward_min: float = 12,
-    paced_min: float | None = None,
-    fast_min: float = 0,
-    reason: EndReason = EndReason.BUTTON,
-) -> SessionSummary:
-    """A session starting at epoch `start`: `backward_min` minutes backward, `paced_min` of
-    them (all unless told) at [program] qualifying_share of the cap in force or faster."""
-    paced = backward_min if paced_min is None else paced_min
-    return SessionSummary(
-        started_at=start,
-        ended_at=start + backward_min * 60 + 60,
-        end_reason=reason,
-        backward_s=backward_min * 60,
-        backward_fast_s=fast_min * 60,
-        level=1,
-        backward_paced_s=paced * 60,
-    )
+# a session starting at epoch `start` (backward_min, paced_min, fast_min, reason)
+walk = walked_at
 
 
 def walk_all(profile: Profile, sessions: list[SessionSummary], config: Config = CONFIG):

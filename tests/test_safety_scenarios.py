@@ -20,7 +20,6 @@ from gpiozero.pins.mock import MockFactory
 from test_simulate import SCENARIOS, cli, events, outputs, sample_at
 from virtual_clock import VirtualClock
 
-import device.store as store_module
 from device.config import config_from_mapping
 from device.daemon import Daemon, Input
 from device.events import Event, EventKind
@@ -423,24 +422,28 @@ class VirtualTime(VirtualClock):
             self.daemon.inputs.put(Input("pulse", 1000.0 + pulse_t))
 
 
-@functools.cache
-def daemon_in_virtual_time() -> VirtualTime:
-    """The real Daemon (socket, SQLite, mock pins) for 20 virtual seconds, with a 1.05 s grace:
-    it runs out halfway between two 10 Hz ticks."""
+def run_in_virtual_time(walk: type[VirtualTime] = VirtualTime, **kwargs: Any) -> VirtualTime:
+    """The real Daemon (socket, SQLite, mock pins) for 20 virtual seconds of `walk`, with a
+    1.05 s grace: it runs out halfway between two 10 Hz ticks."""
     config = config_from_mapping({"backward": {"grace_s": 1.05}})
     factory = MockFactory()
     with tempfile.TemporaryDirectory(dir="/tmp", prefix="rt-") as scratch:
         daemon = Daemon(
             config, socket_path=f"{scratch}/d.sock", db_path=f"{scratch}/h.db", pin_factory=factory
         )
-        virtual = VirtualTime(daemon, factory, until=1020.0)
+        virtual = walk(daemon, factory, until=1020.0, **kwargs)
         daemon.clock, daemon.stopping = virtual, virtual  # type: ignore[assignment]
         try:
-            daemon.run()
+            daemon.run()  # returns at the end of the walk, the daemon stopped
         finally:
             factory.reset()
             factory.close()
     return virtual
+
+
+@functools.cache
+def daemon_in_virtual_time() -> VirtualTime:
+    return run_in_virtual_time()
 
 
 def test_the_tick_loop_wakes_when_the_grace_runs_out_not_at_the_next_tick():
@@ -466,33 +469,23 @@ class FullDisk(VirtualTime):
     """The same walk, with every history write failing from the first tick on: the disk is
     full (the daemon started fine, and then the card filled up)."""
 
+    def __init__(self, *args: Any, monkeypatch: pytest.MonkeyPatch, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.monkeypatch = monkeypatch
+
     def wait(self, timeout: float) -> bool:
-        if len(self.ticks) == 0:
-            store_module.Store._commit = _disk_full  # type: ignore[method-assign]
+        if not self.ticks:
+            self.monkeypatch.setattr(Store, "_commit", _disk_full)
         return super().wait(timeout)
 
 
 def _disk_full(self, then=None):
-    raise StoreError(
-        f"Cannot write to the history database {self.path} (database or disk is full)."
-    )
+    raise StoreError(f"Cannot write to the history database {self.path} (disk is full).")
 
 
 def test_a_full_disk_never_keeps_the_relay_from_opening_nor_ends_the_daemon(monkeypatch):
-    monkeypatch.setattr(store_module.Store, "_commit", store_module.Store._commit)  # restored
-    config = config_from_mapping({"backward": {"grace_s": 1.05}})
-    factory = MockFactory()
-    with tempfile.TemporaryDirectory(dir="/tmp", prefix="rt-") as scratch:
-        daemon = Daemon(
-            config, socket_path=f"{scratch}/d.sock", db_path=f"{scratch}/h.db", pin_factory=factory
-        )
-        virtual = FullDisk(daemon, factory, until=1020.0)
-        daemon.clock, daemon.stopping = virtual, virtual  # type: ignore[assignment]
-        try:
-            daemon.run()  # returns at the end of the walk: it did not die at the first write
-        finally:
-            factory.reset()
-            factory.close()
+    virtual = run_in_virtual_time(FullDisk, monkeypatch=monkeypatch)  # it did not die
+    daemon = virtual.daemon
     kinds = [e.kind for e in virtual.events]
     assert EventKind.ENFORCED_STOP in kinds
     (warning,) = [e for e in virtual.events if e.kind is EventKind.OVERSPEED_WARNING]
