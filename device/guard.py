@@ -124,7 +124,7 @@ class Guard:
             actions.warning_light = False
             self._play(Tune.SILENT, actions)
         if decision.verdict is not Verdict.OK:
-            if decision.enforcing and self.enforces:
+            if decision.enforcing:
                 # to the microsecond: a budget drained tick by tick carries float dust
                 left = round(decision.seconds_left or 0.0, 6)
                 tune = warning_tune(left, self.watch.ceiling_s)
@@ -195,7 +195,7 @@ class Guard:
                 "cap_kmh": d.cap_kmh,
                 "seconds_left": round(d.seconds_left or 0.0, 1),
                 "enforced": d.verdict is Verdict.ENFORCED,
-                "stop_coming": d.enforcing and self.enforces,
+                "stop_coming": d.enforcing,
                 "scope": d.scope,
             }
         return {
@@ -230,7 +230,8 @@ class Guard:
             cap, scope = min(cap, b.start_cap_kmh), "after a stop"
             grace, enforcing = min(grace, RESTART_GRACE_S), True
         # with action "none" nothing stops the belt: running out of budget only warns, and a
-        # reload back to "relay" finds the stop still owed
+        # reload back to "relay" finds the stop still owed. Everything downstream (the tune,
+        # the status's stop_coming, the enforcement) reads this one flag.
         enforcing = enforcing and self.enforces
         return Limit(cap, b.tolerance_kmh, grace, enforcing=enforcing, scope=scope)
 
@@ -277,7 +278,7 @@ class Guard:
             "grace_s": round(max(0.0, decision.seconds_left or 0.0), 1),
             "reason": decision.reason,
             "scope": decision.scope,
-            "stop_coming": decision.enforcing and self.enforces,
+            "stop_coming": decision.enforcing,
         }
 
     def _enforce(self, t: float, belt: Belt, decision: Decision, actions: Actions) -> None:
@@ -288,7 +289,7 @@ class Guard:
             "reason": decision.reason,
             "scope": decision.scope,
         }
-        if not (decision.enforcing and self.enforces):
+        if not decision.enforcing:
             details["action"] = "none" if not self.enforces else "warn"
             details["why"] = (
                 "this machine has no enforcement action"
