@@ -72,8 +72,9 @@ def create_app(
         here = site(app)
         return {"machine_name": here.config.machine.name, "demo_mode": here.demo is not None}
 
-    from web import auth, control, health, history, live, settings
+    from web import auth, control, health, history, live, protect, settings
 
+    protect.init_app(app)  # the body limit, the security headers, the one-sentence errors
     auth.init_app(app)  # the secret key, CSRF protection and the login rate limit
     for blueprint in (live.bp, history.bp, control.bp, settings.bp, auth.bp, health.bp):
         app.register_blueprint(blueprint)

@@ -7,6 +7,9 @@ to MAX_STREAMS (40, then new streams get 503 and the browser retries) while 8 wo
 for pages, history and the control buttons. Idle threads cost a Pi nothing but memory for
 their stacks. Streams write at least every PING_EVERY_S (2 s), so CHANNEL_TIMEOUT_S only ever
 closes idle keep-alive connections (waitress never closes a connection mid-request).
+
+Request bodies are bounded at web.protect.MAX_BODY_BYTES (64 KiB) here, before the app runs:
+waitress would otherwise buffer up to 1 GiB per request, in memory and then on disk.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 
 from flask import Flask
 from waitress import create_server, wasyncore
+
+from web.protect import MAX_BODY_BYTES
 
 log = logging.getLogger("retrotread.web")
 
@@ -158,6 +163,9 @@ def serve(app: Flask, *, listen: str, port: int | None = None, threads: int = TH
         sockets=[sock],
         threads=threads,
         channel_timeout=CHANNEL_TIMEOUT_S,
+        # refused with 413 as soon as the headers announce more (waitress refuses a length
+        # >= this, hence the + 1), or once a chunked body grows past it: never buffered
+        max_request_body_size=MAX_BODY_BYTES + 1,
         ident="retrotread",
     )
     return WebServer(app, server)
