@@ -15,6 +15,7 @@ import errno
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,10 @@ MAX_PLAUSIBLE_KMH = 40.0
 # must not grow the buffer without bound.
 MAX_LINE_BYTES = 256
 
+# What the `speed` group may hold to be read: "3", "3.20", "1,5", ".5", "+2", "-1" (refused
+# later as below zero); never an exponent, an underscore, "inf" or a non-ASCII digit.
+_PLAIN_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:[.,][0-9]*)?|\.[0-9]+)")
+
 
 class SerialSpeedSource:
     """Reads speed lines from `url` on a background thread.
@@ -50,7 +55,8 @@ class SerialSpeedSource:
     kept for `speed_kmh(t)`, which returns None once the reading is older than `stale_s`
     seconds: a silent bridge means the speed is unknown, not constant.
 
-    `pattern` is a regular expression with a named group `speed`, searched in each line;
+    `pattern` is a regular expression with a named group `speed`, searched in each line,
+    whose text is read only when it is a plain ASCII decimal ("3.2", "1,5", ".5");
     `unit` is "km/h", "mph" or "m/s", and `scale` a factor on every reading ([sensor]
     serial_scale, for a bridge that reads fast or slow). Readings below zero or above
     `max_kmh` km/h once scaled are rejected like garbage. Reconnect delays start at
@@ -333,18 +339,16 @@ def parse_speed(line: bytes, regex: Pattern[str], *, factor: float, max_kmh: flo
     number = search_speed(regex, text)
     if number is None:
         return None
-    # ASCII digits only: float() would take "٣" for 3 from a pattern written with \d. A comma
-    # is a decimal point ("1,5"): a treadmill speed never needs a thousands separator.
-    if not number.isascii():
+    # A plain decimal in ASCII digits only, whatever the pattern let through: float() would
+    # take "٣" for 3 (a pattern written with \d), "1_5" for 15 and "1e1" for 10. A comma is
+    # a decimal point ("1,5"): a treadmill speed never needs a thousands separator.
+    number = number.strip()
+    if not _PLAIN_DECIMAL.fullmatch(number):
         return None
-    try:
-        value = float(number.replace(",", "."))
-    except ValueError:
-        return None
-    kmh = value * factor
+    kmh = float(number.replace(",", ".")) * factor
     if not math.isfinite(kmh) or kmh < 0.0 or kmh > max_kmh:
         return None
-    return kmh
+    return abs(kmh)  # "-0" is 0.0, never -0.0 (shown as "-0.0 km/h")
 
 
 def _compile_pattern(pattern: str) -> Pattern[str]:
