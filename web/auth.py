@@ -3,8 +3,10 @@ session controls and the settings page need the admin's password, unless [web] o
 = true (a home treadmill). There is one admin, the gym operator, so there are no usernames.
 
 What lives in the state directory (the directory of [storage] db unless told otherwise):
-`web-secret`, the session-signing key made on first start, and `admin-password`, the password's
-scrypt hash written by `retrotread set-password`. Both are mode 0600 and written atomically.
+`web-secret`, the session-signing key made on first start, `admin-password`, the password's
+scrypt hash written by `retrotread set-password`, and `web-logins`, the logins not yet logged
+out (web/logins.py). All are written atomically and private to the dashboard's user (the
+password hash also to its group).
 
 Every state-changing request carries a CSRF token (Flask-WTF): forms in a hidden csrf_token
 field, JSON in the X-CSRFToken header copied from base.html's <meta name="csrf-token">.
@@ -20,7 +22,7 @@ import hmac
 import os
 import secrets
 import sys
-import tempfile
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -48,7 +50,8 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from web import site
+from web import logins, site
+from web.state_files import StateDirError, state_problem, write_private
 
 bp = Blueprint("auth", __name__)
 
@@ -72,53 +75,11 @@ FORM_EXPIRED = (
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 
-class StateDirError(Exception):
-    """The state directory cannot hold the secret key or the password hash; str() is one
-    sentence naming the file and the fix."""
-
-
 class PasswordError(ValueError):
     """A new admin password that is refused (too short, typed differently twice)."""
 
 
 # ---- the files in the state directory ---------------------------------------------------
-
-
-def _write_private(
-    path: Path,
-    data: bytes,
-    *,
-    clobber: bool,
-    owner: tuple[int, int] | None = None,
-    mode: int = 0o600,
-) -> None:
-    """Write `data` to `path` with `mode` (0600 unless told) through a fsynced temp file in the
-    same directory, so no reader ever sees half a key. clobber=False never replaces an existing
-    file (a second worker starting at the same moment): FileExistsError then."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mkstemp: mode 0600
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if owner is not None:
-                os.fchown(fh.fileno(), *owner)
-            os.fsync(fh.fileno())
-        if clobber:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _state_problem(path: Path, exc: OSError, doing: str) -> StateDirError:
-    reason = (exc.strerror or exc.__class__.__name__).lower()
-    return StateDirError(
-        f"{path}: cannot {doing} ({reason}); make {path.parent} writable by the dashboard's "
-        "user, or give the dashboard another state directory."
-    )
 
 
 def load_secret_key(state_dir: Path) -> bytes:
@@ -129,10 +90,10 @@ def load_secret_key(state_dir: Path) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             with contextlib.suppress(FileExistsError):  # another worker made it first: use it
-                _write_private(path, secrets.token_bytes(SECRET_BYTES), clobber=False)
+                write_private(path, secrets.token_bytes(SECRET_BYTES), clobber=False)
         key = path.read_bytes()
     except OSError as exc:
-        raise _state_problem(path, exc, "create the dashboard's secret key") from None
+        raise state_problem(path, exc, "create the dashboard's secret key") from None
     if len(key) < SECRET_BYTES:
         raise StateDirError(
             f"{path}: the secret key is shorter than {SECRET_BYTES} bytes; delete the file and "
@@ -158,9 +119,9 @@ def set_password(state_dir: str | os.PathLike[str], password: str) -> Path:
         owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
         hashed = generate_password_hash(password, method="scrypt")
         # 0640: the dashboard runs as its own user in the state directory's group
-        _write_private(path, (hashed + "\n").encode("ascii"), clobber=True, owner=owner, mode=0o640)
+        write_private(path, (hashed + "\n").encode("ascii"), clobber=True, owner=owner, mode=0o640)
     except OSError as exc:
-        raise _state_problem(path, exc, "write the admin password") from None
+        raise state_problem(path, exc, "write the admin password") from None
     return path
 
 
@@ -187,15 +148,19 @@ def _fingerprint(hashed: str) -> str:
 
 
 def logged_in() -> bool:
-    """Whether this browser logged in with the current admin password."""
+    """Whether this browser logged in with the current admin password, in a login that has
+    not been logged out since (web.logins keeps those on the server)."""
     token = session.get("admin")
     if not isinstance(token, str):
         return False
+    state_dir = site(current_app).state_dir
     try:
-        stored = _stored_hash(site(current_app).state_dir)
+        stored = _stored_hash(state_dir)
     except StateDirError:
         return False
-    return stored is not None and hmac.compare_digest(token, _fingerprint(stored))
+    if stored is None or not hmac.compare_digest(token, _fingerprint(stored)):
+        return False
+    return logins.is_live(state_dir, session.get("login"), now=time.time())
 
 
 def controls_allowed() -> bool:
@@ -279,16 +244,28 @@ def login_post() -> ResponseReturnValue:
         right = False
     if not right:
         return _login_page(error=WRONG_PASSWORD, status=401)
+    try:
+        login_id = logins.start_login(site(current_app).state_dir, now=time.time())
+    except StateDirError as exc:
+        return _login_page(error=str(exc), status=503)
     session.clear()  # a fresh session (and CSRF token) for the admin
     session["admin"] = _fingerprint(stored)
+    session["login"] = login_id
     flash("Logged in: the controls and settings are yours.", "ok")
     return redirect(_safe_next(request.form.get("next")) or url_for("live.page"))
 
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    login_id = session.pop("login", None)
     session.pop("admin", None)
-    flash("Logged out.", "ok")
+    try:
+        # ended on the server too: a copy of this browser's cookie is logged out with it
+        logins.end_login(site(current_app).state_dir, login_id, now=time.time())
+    except StateDirError as exc:
+        flash(f"Logged out of this browser only: {exc}", "error")
+    else:
+        flash("Logged out.", "ok")
     return redirect(url_for("live.page"))
 
 

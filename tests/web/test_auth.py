@@ -4,6 +4,7 @@ the real app (create_app) and Flask's test client with CSRF switched on, as in p
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -12,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, session
 from flask.testing import FlaskClient
 
 from device.config import Config, WebConfig
-from web import create_app
+from web import create_app, logins
 from web.auth import (
     PASSWORD_FILE,
     SECRET_FILE,
@@ -24,6 +25,7 @@ from web.auth import (
     StateDirError,
     set_password,
 )
+from web.logins import LOGIN_LIFETIME_S, LOGINS_FILE, MAX_LOGINS
 
 PASSWORD = "belt-and-braces"
 REPO = Path(__file__).resolve().parents[2]
@@ -194,6 +196,128 @@ def test_a_password_under_8_characters_is_refused(state_dir: Path) -> None:
     with pytest.raises(PasswordError, match="at least 8 characters"):
         set_password(state_dir, "short")
     assert not (state_dir / PASSWORD_FILE).exists()
+
+
+# ---- logging out ends the login on the server ------------------------------------------
+
+
+def copy_of_cookie(client: FlaskClient, app: Flask) -> FlaskClient:
+    """Another browser holding a copy of `client`'s session cookie, as a thief would."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def test_a_cookie_copied_before_logout_no_longer_opens_the_controls(state_dir: Path) -> None:
+    set_password(state_dir, PASSWORD)
+    app = dashboard(state_dir)
+    admin = app.test_client()
+    log_in(admin)
+    thief = copy_of_cookie(admin, app)
+    assert press_start(thief).status_code == 503  # the copy works while the login lasts
+    admin.post("/logout", data={"csrf_token": csrf_token(admin)})
+    assert press_start(thief).status_code == 401
+    settings = thief.post("/settings", data={"csrf_token": csrf_token(thief)})
+    assert settings.status_code == 401
+    assert "You are logged in." not in thief.get("/login").get_data(as_text=True)
+
+
+def test_a_logged_out_cookie_stays_out_after_a_dashboard_restart(state_dir: Path) -> None:
+    set_password(state_dir, PASSWORD)
+    before = dashboard(state_dir)
+    admin = before.test_client()
+    log_in(admin)
+    cookie = admin.get_cookie("session")
+    assert cookie is not None
+    admin.post("/logout", data={"csrf_token": csrf_token(admin)})
+    replay = dashboard(state_dir).test_client()
+    replay.set_cookie("session", cookie.value)
+    assert press_start(replay).status_code == 401
+
+
+def test_logging_out_one_browser_leaves_the_other_logins_alone(state_dir: Path) -> None:
+    set_password(state_dir, PASSWORD)
+    app = dashboard(state_dir)
+    desk, phone = app.test_client(), app.test_client()
+    log_in(desk)
+    log_in(phone)
+    desk.post("/logout", data={"csrf_token": csrf_token(desk)})
+    assert press_start(desk).status_code == 401
+    assert press_start(phone).status_code == 503
+
+
+def test_the_server_keeps_only_a_hash_of_each_login_in_a_private_file(state_dir: Path) -> None:
+    set_password(state_dir, PASSWORD)
+    app = dashboard(state_dir)
+    admin = app.test_client()
+    log_in(admin)
+    cookie = admin.get_cookie("session")
+    assert cookie is not None
+    with app.test_request_context(headers={"Cookie": f"session={cookie.value}"}):
+        login_id = session.get("login")
+    stored = (state_dir / LOGINS_FILE).read_text()
+    assert isinstance(login_id, str) and len(login_id) >= 40
+    assert login_id not in stored and len(stored.splitlines()) == 1
+    assert stat.S_IMODE((state_dir / LOGINS_FILE).stat().st_mode) == 0o600
+
+
+def test_a_login_ends_by_itself_after_its_lifetime(state_dir: Path) -> None:
+    login_id = logins.start_login(state_dir, now=1_000_000.0)
+    assert logins.is_live(state_dir, login_id, now=1_000_000.0 + LOGIN_LIFETIME_S - 1)
+    assert not logins.is_live(state_dir, login_id, now=1_000_000.0 + LOGIN_LIFETIME_S + 1)
+
+
+def test_past_the_most_logins_the_oldest_ends_and_the_file_stays_small(state_dir: Path) -> None:
+    ids = [logins.start_login(state_dir, now=1_000_000.0 + n) for n in range(MAX_LOGINS + 5)]
+    now = 1_000_000.0 + MAX_LOGINS + 5
+    assert [logins.is_live(state_dir, i, now=now) for i in ids[:5]] == [False] * 5
+    assert all(logins.is_live(state_dir, i, now=now) for i in ids[5:])
+    assert len((state_dir / LOGINS_FILE).read_text().splitlines()) == MAX_LOGINS
+
+
+def test_a_garbled_logins_file_logs_everybody_out_instead_of_failing(state_dir: Path) -> None:
+    set_password(state_dir, PASSWORD)
+    client = dashboard(state_dir).test_client()
+    log_in(client)
+    (state_dir / LOGINS_FILE).write_bytes(b"\xff\x00 not a login\n" * 10)
+    assert press_start(client).status_code == 401
+    assert log_in(client).status_code == 302  # and a new login mends the file
+    assert press_start(client).status_code == 503
+
+
+@pytest.mark.parametrize("odd", [None, 5, "", "x" * 10_000, ["a"]])
+def test_an_odd_login_id_in_a_cookie_is_no_login(state_dir: Path, odd: object) -> None:
+    logins.start_login(state_dir, now=1_000_000.0)
+    assert not logins.is_live(state_dir, odd, now=1_000_000.0)
+
+
+def test_a_login_the_server_cannot_record_is_refused_with_its_sentence(state_dir: Path) -> None:
+    set_password(state_dir, PASSWORD)
+    (state_dir / LOGINS_FILE).mkdir()  # a directory where the logins file should be
+    client = dashboard(state_dir).test_client()
+    reply = log_in(client)
+    assert reply.status_code == 503
+    assert f"{state_dir / LOGINS_FILE}: cannot" in reply.get_data(as_text=True)
+    assert press_start(client).status_code == 401
+
+
+def test_a_logout_the_server_cannot_record_says_it_ended_here_only(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_password(state_dir, PASSWORD)
+    client = dashboard(state_dir).test_client()
+    log_in(client)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(logins, "write_private", disk_full)
+    out = client.post("/logout", data={"csrf_token": csrf_token(client)}, follow_redirects=True)
+    assert "Logged out of this browser only" in out.get_data(as_text=True)
+    assert "no space left on device" in out.get_data(as_text=True)
+    assert press_start(client).status_code == 401
 
 
 # ---- CSRF, cookies and the rate limit -----------------------------------------------------
