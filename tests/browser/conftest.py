@@ -7,6 +7,7 @@ without Chromium skips these tests with the reason; under CI=true they fail inst
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browsing import REPO, Demo
+from browsing import REPO, VISITS, Demo
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags the workplace's headless Chromium needs: no sandbox as root, and no background
@@ -94,3 +95,17 @@ def browser():
             pytest.skip(f"no browser here: {exc}")
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation() -> Iterator[None]:
+    """Fail the test after which any page (this test's, or a shared one opened in a fixture)
+    has a Content-Security-Policy violation not yet answered for."""
+    yield
+    found = []
+    for visit in VISITS:
+        with contextlib.suppress(Exception):  # a closed page has nothing more to say
+            visit.page.evaluate("() => 0")  # lets the page's pending console messages arrive
+        found += visit.csp_violations[visit.csp_checked :]
+        visit.csp_checked = len(visit.csp_violations)
+    assert found == [], "the pages broke the Content-Security-Policy:\n" + "\n".join(found)
