@@ -3,22 +3,21 @@
 It alone owns the pins, the serial port, the safety rules and the writes to the database.
 Adapters (sensor, buttons, socket) run on their own threads and only put timestamped inputs
 on one queue; the tick loop, on the main thread, applies them in order, ticks the Controller
-at 10 Hz, plays the outputs and records the result. So the core never sees two threads, and
-nothing the web does can delay a safety decision by more than one tick.
+at 10 Hz, plays the outputs and hands the result to the history writer's thread. So the core
+never sees two threads, nothing the web does can delay a safety decision by more than one
+tick, and nothing the disk does can delay it at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import Any
 
 import sdnotify
@@ -26,6 +25,8 @@ import sdnotify
 from device.buttons import ButtonPanel
 from device.config import Config, ConfigError, load_config
 from device.controller import CommandRefused, Controller
+from device.history_writer import HistoryWriter
+from device.inputs import Input, InputQueue
 from device.ipc import DeviceSocket
 from device.ipc_protocol import Command, IpcError, Request
 from device.outputs import Outputs
@@ -37,6 +38,9 @@ from device.tick import TickResult
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
 STARTUP_ERRORS = (ConfigError, IpcError, PinError, SourceError, StoreError)
+# Exit 2 (systemd does not restart it): a history file that is not ours, damaged or read-only
+# stays so until someone moves it; a busy pin or an unplugged adapter may come back.
+__all__ = ["Daemon", "Input", "run_device"]
 
 log = logging.getLogger("retrotread.device")
 
@@ -44,16 +48,6 @@ TICK_S = 0.1
 WATCHDOG_EVERY_S = 1.0
 # shorter than the socket client's 2 s, so the client hears this answer rather than a timeout
 COMMAND_TIMEOUT_S = 1.5
-
-
-@dataclass(frozen=True)
-class Input:
-    """Something that happened outside the tick thread, with the time it happened."""
-
-    kind: str  # "pulse" | "check_pulse" | "speed" | "press" | "release" | "command"
-    t: float
-    value: Any = None
-    reply: Future | None = None
 
 
 class Daemon:
@@ -73,11 +67,12 @@ class Daemon:
         self.db_path = db_path
         self.pin_factory = pin_factory
         self.clock = clock
-        self.inputs: queue.SimpleQueue[Input] = queue.SimpleQueue()
+        self.inputs = InputQueue()
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once the socket answers (the demo waits on it)
         self._status: dict[str, Any] = {}
-        self._history_error: str | None = None  # why the last history write failed
+        self._writer: HistoryWriter | None = None
+        self._source: Any = None  # the speed source, for its counts
         self._notifier = sdnotify.SystemdNotifier()
         self.controller: Controller | None = None
 
@@ -87,7 +82,29 @@ class Daemon:
         self.stopping.set()
 
     def status(self) -> dict[str, Any]:
-        return {**self._status, "history_error": self._history_error}
+        """The tick's status and the adapters' health; any thread."""
+        status = self._status
+        writer = self._writer
+        history = None if writer is None else writer.health()
+        source = self._source
+        rejected = getattr(source, "rejected_lines", None)
+        if rejected is None:
+            rejected = (status.get("sensor") or {}).get("bounces", 0)
+        return {
+            **status,
+            "history_error": history.error if history else None,
+            "health": {
+                "sensor_rejected": rejected,
+                "sensor_error": getattr(source, "last_error", None),
+                "inputs_dropped": self.inputs.dropped,
+                "history": None if history is None else {
+                    "ok": history.ok,
+                    "error": history.error,
+                    "unsaved_rows": history.unsaved_rows,
+                    "lost_rows": history.lost_rows,
+                },
+            },
+        }  # fmt: skip
 
     def handle(self, request: Request) -> dict[str, Any]:
         """A socket command (status and subscribe never get here: the socket answers them
@@ -113,7 +130,7 @@ class Daemon:
             self.run()
         except STARTUP_ERRORS as exc:
             log.error("%s", exc)
-            return 1
+            return 2 if isinstance(exc, StoreError) else 1
         return 0
 
     def run(self) -> None:
@@ -136,10 +153,14 @@ class Daemon:
                     "session %s was left open by a crash or power cut: closed as interrupted",
                     session_id,
                 )
+            writer = self._writer = HistoryWriter(recorder, clock=self.clock)
+            writer.start()
+            opened.callback(writer.close)  # after the last tick below, before the store closes
             outputs = Outputs(self.config.outputs, pin_factory=self.pin_factory)
             opened.callback(outputs.close)
-            opened.callback(self._shut_down, controller, recorder, outputs)
-            opened.callback(self._open_sensor().close)
+            opened.callback(self._shut_down, controller, writer, outputs)
+            self._source = self._open_sensor()
+            opened.callback(self._source.close)
             check = self._open_check_sensor()
             if check is not None:
                 opened.callback(check.close)
@@ -152,7 +173,7 @@ class Daemon:
                 clock=self.clock,
             )
             opened.callback(buttons.close)
-            self._loop(controller, recorder, outputs)
+            self._loop(controller, writer, outputs)
 
     def _close_store(self, store: Store) -> None:
         """The last flush, then close: a disk that still refuses it is said, and the daemon
@@ -162,13 +183,13 @@ class Daemon:
         except StoreError as exc:
             log.error("history not saved at shutdown: %s", exc)
 
-    def _shut_down(self, controller: Controller, recorder: Recorder, outputs: Outputs) -> None:
+    def _shut_down(self, controller: Controller, writer: HistoryWriter, outputs: Outputs) -> None:
         """The last tick: inputs still queued, then the session ended as shutdown and every
         output put in its safe state, recorded before the store closes."""
         t = self.clock()
         self._notifier.notify("STOPPING=1")
         self._drain(controller, t)
-        self._play(controller.shutdown(t), recorder, outputs)
+        self._play(controller.shutdown(t), writer, outputs)
         log.info("stopped; outputs safe")
 
     def _open_sensor(self):
@@ -201,7 +222,7 @@ class Daemon:
             key="[sensor.check] pin",
         )
 
-    def _loop(self, controller: Controller, recorder: Recorder, outputs: Outputs) -> None:
+    def _loop(self, controller: Controller, writer: HistoryWriter, outputs: Outputs) -> None:
         next_tick = self.clock()
         next_watchdog = next_tick
         self._status = controller.status(next_tick)
@@ -216,7 +237,7 @@ class Daemon:
         while not self.stopping.is_set():
             t = self.clock()
             self._drain(controller, t)
-            self._play(controller.tick(t), recorder, outputs)
+            self._play(controller.tick(t), writer, outputs)
             self._status = controller.status(t)
             if t >= next_watchdog:
                 self._notifier.notify("WATCHDOG=1")
@@ -231,11 +252,7 @@ class Daemon:
             self.stopping.wait(max(0.0, wake - self.clock()))
 
     def _drain(self, controller: Controller, now: float) -> None:
-        while True:
-            try:
-                item = self.inputs.get_nowait()
-            except queue.Empty:
-                return
+        for item in self.inputs.drain():
             self._apply(controller, item, now)
 
     def _apply(self, controller: Controller, item: Input, now: float) -> None:
@@ -277,22 +294,12 @@ class Daemon:
         log.info("config reloaded%s", f" ({note})" if note else "")
         return note
 
-    def _play(self, result: TickResult, recorder: Recorder, outputs: Outputs) -> None:
-        """The outputs first, then the history: a disk that refuses a write must never keep
-        the relay from opening, nor end the daemon. The store keeps what it could not write
-        and tries again at its next flush; the status says so until it succeeds."""
+    def _play(self, result: TickResult, writer: HistoryWriter, outputs: Outputs) -> None:
+        """The outputs first, then the history, on the writer's thread: a disk that is full,
+        locked or slow must never keep the relay from opening, nor end the daemon."""
         for change in result.outputs:
             outputs.apply(change.name, change.state)
-        try:
-            recorder.record(result)
-        except StoreError as exc:
-            if str(exc) != self._history_error:
-                log.error("history is not being saved: %s", exc)
-            self._history_error = str(exc)
-        else:
-            if self._history_error is not None and not recorder.store.pending:
-                log.info("history is being saved again")
-                self._history_error = None
+        writer.submit(result)
 
 
 def run_device(config_path: str | None, *, socket_path: str, db_path: str | None) -> int:

@@ -8,19 +8,49 @@ start-up; the simulator maps scenario second 0 onto the moment it began.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from device.config import Config
 from device.controller import Controller
-from device.events import EventKind
+from device.events import Event, EventKind
 from device.guard import RESTART_WATCH_S
-from device.program import profile_name
+from device.program import Profile, profile_name
 from device.session import SessionTotals
 from device.store import Sample as StoredSample
 from device.store import Store
-from device.tick import TickResult
+from device.tick import Sample, TickResult
 
 log = logging.getLogger("retrotread.session")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tick's share of the history, copied on the tick thread: the controller goes on
+    changing its running totals while another thread writes these."""
+
+    events: tuple[Event, ...]
+    sample: Sample | None
+    totals: dict[str, float] | None
+    profile: Profile | None
+
+    NOTHING: ClassVar[Entry]  # no tick's: the writer's idle wake-up
+
+    @classmethod
+    def of(cls, result: TickResult) -> Entry | None:
+        """None for a tick with nothing to record."""
+        if not (result.events or result.sample or result.totals or result.profile):
+            return None
+        totals = None if result.totals is None else _totals(result.totals)
+        return cls(tuple(result.events), result.sample, totals, result.profile)
+
+    @property
+    def rows(self) -> int:
+        """The rows it would add: what is lost if it cannot be written."""
+        return len(self.events) + (self.sample is not None)
+
+
+Entry.NOTHING = Entry((), None, None, None)
 
 
 class Recorder:
@@ -37,7 +67,20 @@ class Recorder:
         return self.wall0 + (t - self.mono0)
 
     def record(self, result: TickResult) -> None:
-        for event in result.events:
+        """Record one tick, here and now (the simulator's way; the daemon's writer thread
+        calls write() with the Entry the tick thread copied)."""
+        entry = Entry.of(result)
+        if entry is not None:
+            self.write(entry)
+            if entry.sample is not None:
+                self.store.maybe_flush(self.wall(entry.sample.t))
+
+    def flush_if_due(self, t: float) -> None:
+        """Write the buffer if its oldest row is due; `t` on the controller's clock."""
+        self.store.maybe_flush(self.wall(t))
+
+    def write(self, entry: Entry) -> None:
+        for event in entry.events:
             log.info("%s", event.describe())
             at = self.wall(event.t)
             if event.kind is EventKind.SESSION_STARTED:
@@ -59,11 +102,11 @@ class Recorder:
             )
             if event.kind is EventKind.SESSION_ENDED and self.session_id is not None:
                 self.store.end_session(
-                    self.session_id, at, event.details["reason"], **_totals(result.totals)
+                    self.session_id, at, event.details["reason"], **(entry.totals or {})
                 )
                 self.session_id = None
-        if result.sample is not None and self.session_id is not None:
-            sample = result.sample
+        if entry.sample is not None and self.session_id is not None:
+            sample = entry.sample
             self.store.add_sample(
                 StoredSample(
                     session_id=self.session_id,
@@ -74,12 +117,10 @@ class Recorder:
                     cap_kmh=sample.cap_kmh,
                 )
             )
-        if self.session_id is not None and result.totals is not None:
-            self.store.update_totals(self.session_id, **_totals(result.totals))
-        if result.profile is not None:
-            self.store.save_profile(result.profile)
-        if result.sample is not None:
-            self.store.maybe_flush(self.wall(result.sample.t))
+        if self.session_id is not None and entry.totals is not None:
+            self.store.update_totals(self.session_id, **entry.totals)
+        if entry.profile is not None:
+            self.store.save_profile(entry.profile)
 
     def close(self) -> None:
         self.store.close()

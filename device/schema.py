@@ -1,7 +1,9 @@
 """The history file's format: its tables, the migrations between versions and the one-sentence
 errors both its writer (device.store) and its readers (device.history) give about the file.
 
-`PRAGMA user_version` holds the schema version: the number of MIGRATIONS applied.
+`PRAGMA user_version` holds the schema version: the number of MIGRATIONS applied, and
+`PRAGMA application_id` says the file is retrotread's: the daemon refuses, and never changes,
+a SQLite file that some other program made.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ BUSY_TIMEOUT_S = 5.0  # how long a reader waits for another's lock before giving
 # hold up the guard for as long. It gives up sooner and tries again at the next flush (the
 # buffer keeps the rows).
 WRITER_BUSY_TIMEOUT_S = 0.05
+# "rtrd" in the header's application id field (offset 68), as `file` and sqlite3 show it
+APPLICATION_ID = int.from_bytes(b"rtrd", "big")
+# the tables every version of our schema has: an unmarked file with them is an older ours
+OUR_TABLES = frozenset({"sessions", "segments", "samples", "events", "profiles"})
 ELSEWHERE = "or set db in the [storage] table of the config to another path"
 
 _SCHEMA_V1 = """
@@ -99,6 +105,44 @@ def migrate(db: sqlite3.Connection, *, path: str) -> None:
             ) from None
 
 
+def require_ours(db: sqlite3.Connection, *, path: str) -> None:
+    """Before the writer changes anything (WAL mode, tables): refuse a file that is not ours,
+    or one SQLite finds damaged. An empty file is ours to make; an unmarked one with our
+    tables and a version we know was made before files were marked, and is ours too."""
+    (app_id,) = db.execute("PRAGMA application_id").fetchone()
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    older_ours = app_id == 0 and tables >= OUR_TABLES and version > 0
+    if app_id != APPLICATION_ID and not older_ours and (app_id or tables or version):
+        raise StoreError(
+            f"{path} is another program's SQLite database, not retrotread's history; "
+            f"retrotread leaves it untouched: move it away {ELSEWHERE}."
+        )
+    # quick_check, not integrity_check: it skips the index-content cross-checks, so a year of
+    # history on an SD card is checked in about a second at start-up
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    except sqlite3.OperationalError:
+        raise  # locked, unreadable: open_error says which
+    except sqlite3.DatabaseError as exc:  # malformed beyond what quick_check can report
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise damaged(path, problems[0])
+
+
+def damaged(path: str, why: str) -> StoreError:
+    # quick_check reports on several lines, starting with which database: one line, the point
+    why = " ".join(why.replace("*** in database main ***", "").split())[:160]
+    return StoreError(
+        f"The history database {path} is damaged (SQLite says: {why}); move it away and "
+        f"start again (a new one is made), or restore a backup, {ELSEWHERE}."
+    )
+
+
+def mark_ours(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
 def require_current(version: int, *, path: str) -> None:
     """A reader cannot upgrade the file, so it refuses any version but the current one."""
     refuse_newer(version, path=path)
@@ -121,6 +165,8 @@ def open_error(exc: sqlite3.Error, *, path: str) -> StoreError:
     """The one sentence for a file SQLite refused to open."""
     if "not a database" in str(exc):
         return StoreError(f"{path} is not a history database; move it away {ELSEWHERE}.")
+    if "malformed" in str(exc):
+        return damaged(path, str(exc))
     return StoreError(
         f"Cannot open the history database {path} ({exc}); make the file and its "
         f"directory writable for the user running retrotread, {ELSEWHERE}."

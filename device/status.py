@@ -72,6 +72,8 @@ def _sensor(controller: Controller, t: float) -> dict[str, Any]:
         "channel": verdict.channel,
         "detail": verdict.detail,
         "checked": controller.config.sensor.check is not None,
+        # edges closer than the max speed allows, ignored as bounces (pulse sensors)
+        "bounces": controller.sensor.primary.estimator.bounces if controller.sensor.primary else 0,
     }
 
 

@@ -1,10 +1,14 @@
 """The session history: one SQLite file the daemon writes and the web reads at the same time.
 
-The daemon is the only writer. Samples arrive at 1 Hz and are buffered in memory, then
-written with the buffered events and the session totals in one transaction at least every
-`FLUSH_EVERY_S` seconds, so a power cut loses at most that much. Session starts and ends and
-safety events are written at once. WAL mode lets the web's read-only connections read while
-the daemon writes. All times here are wall-clock Unix epoch seconds, speeds km/h, distances m.
+The daemon is the only writer, from a thread of its own (device.history_writer). Every write
+goes into one ordered buffer in memory; samples (1 Hz) and events are written with the session
+totals in one transaction once the oldest of them is FLUSH_DUE_S old, so a power cut or a
+kill -9 loses at most FLUSH_EVERY_S seconds. Session starts and ends and safety events are
+written at once. A write the disk refuses (full, locked, read-only) leaves the buffer as it
+was, for the next flush to try again: `error` says why, and once the buffer is full the oldest
+samples make room, counted in `lost_rows`. WAL mode lets the web's read-only connections read
+while the daemon writes. All times here are wall-clock Unix epoch seconds, speeds km/h,
+distances m.
 
 This module is the writer; Store reads through device.history.History, which the web uses on
 its own, and device.schema holds the tables and their migrations.
@@ -15,25 +19,29 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
-from device import schema
 from device.events import EventKind
 from device.history import EventRow, History, Sample, SegmentRow, SessionRow
+from device.history_file import open_writer
 from device.modes import EndReason, Mode
 from device.program import Profile
-from device.schema import ELSEWHERE, StoreError
+from device.schema import StoreError
 
 # The read side and the rows moved to device.history; they stay importable from here.
 __all__ = ["EventRow", "History", "Sample", "SegmentRow", "SessionRow", "Store", "StoreError"]
 
-FLUSH_EVERY_S = 5.0  # the most history a power cut may take
+FLUSH_EVERY_S = 5.0  # the most history a power cut may take (the README says so)
+# Flush when the oldest buffered row is this old: a sample waits up to FLUSH_DUE_S, the next one
+# comes a second later, and the writer thread may be a tick behind, so the newest row on disk is
+# never more than FLUSH_EVERY_S older than the moment of a kill.
+FLUSH_DUE_S = 3.0
 FLUSH_AT_ROWS = 64  # flush sooner if rows pile up faster than 1 Hz
-MAX_BUFFERED_ROWS = 3600  # while the disk refuses writes, keep the newest hour of rows
+RETRY_EVERY_S = 1.0  # a disk that refused a write is asked again at most this often
+MAX_BUFFERED_ROWS = 3600  # while the disk refuses writes, keep the newest hour of samples
 MAX_SAMPLE_GAP_S = 3.0  # samples further apart than this say nothing about the belt between
 
 # Losing one of these to a power cut would hide a safety decision or a whole session.
@@ -46,10 +54,19 @@ _INSERT_SAMPLE = (
     "INSERT INTO samples (t, speed_kmh, mode, state, cap_kmh, session_id) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = "INSERT INTO events (session_id, t, kind, details) VALUES (?, ?, ?, ?)"
+_INSERT_SESSION = (
+    "INSERT INTO sessions (id, started_at, machine_id, profile, level) VALUES (?, ?, ?, ?, ?)"
+)
 _NOTE_LAST_SAMPLE = (
     "UPDATE sessions SET last_sample_at = MAX(COALESCE(last_sample_at, ?1), ?1) WHERE id = ?2"
 )
 _PROFILE_COLUMNS = tuple(f.name for f in fields(Profile))  # the profiles table's, since v3
+_UPSERT_PROFILE = (
+    f"INSERT INTO profiles ({', '.join(_PROFILE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_PROFILE_COLUMNS))})"
+    " ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _PROFILE_COLUMNS[1:])
+)
 
 
 class Store(History):
@@ -60,56 +77,24 @@ class Store(History):
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.read_only = read_only
-        self._samples: deque[tuple] = deque(maxlen=MAX_BUFFERED_ROWS)
-        self._events: deque[tuple] = deque(maxlen=MAX_BUFFERED_ROWS)
+        # (what, row) in the order they happened: a session's row before its samples, a
+        # segment's samples before the turn that closes it (its distance is summed from them)
+        self._buffer: deque[tuple[str, tuple]] = deque()
+        self._buffered_samples = 0
         self._totals: dict[int, dict[str, float]] = {}
         self._oldest_buffered_t: float | None = None
         self._open_sessions: set[int] = set()
+        self.error: str | None = None  # why the last write failed; None once one succeeds
+        self._retry_at = 0.0  # time.monotonic() of the next try after a failed write
+        self.lost_rows = 0  # samples and events the buffer had to let go, or a batch refused
         super().__init__(path)  # opens self._db through _connect
+        # Ids are ours to give (the daemon is the only writer), so a session can begin while
+        # the disk refuses writes and still be written, whole, once it takes them again.
+        (last_id,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM sessions").fetchone()
+        self._next_session_id = int(last_id) + 1
 
     def _connect(self) -> sqlite3.Connection:
-        return super()._connect() if self.read_only else self._connect_writer()
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            parent = Path(self.path).parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
-                if blocker is not None and not blocker.is_dir():
-                    raise StoreError(
-                        f"Cannot put the history database at {self.path}: {blocker} is a file, "
-                        f"not a directory; move that file, {ELSEWHERE}."
-                    ) from None
-                raise StoreError(
-                    f"Cannot create the directory {parent} for the history database "
-                    f"({exc.strerror}); make it writable for the user running retrotread, "
-                    f"{ELSEWHERE}."
-                ) from None
-            if not _looks_like_sqlite(self.path):  # SQLite would write its schema over it
-                not_sqlite = sqlite3.DatabaseError("file is not a database")
-                raise schema.open_error(not_sqlite, path=self.path)
-            _share_with_group(self.path)
-        db = None
-        try:
-            db = sqlite3.connect(
-                self.path, timeout=schema.WRITER_BUSY_TIMEOUT_S, isolation_level=None
-            )
-            db.execute("PRAGMA journal_mode = WAL")
-            # FULL, not NORMAL: in WAL mode NORMAL may roll committed batches back after a
-            # power cut, and one fsync per FLUSH_EVERY_S costs the SD card next to nothing.
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA journal_size_limit = 4194304")
-            db.execute("PRAGMA foreign_keys = ON")
-            schema.migrate(db, path=self.path)
-        except (sqlite3.Error, StoreError) as exc:
-            if db is not None:
-                db.close()
-            if isinstance(exc, StoreError):
-                raise
-            raise schema.open_error(exc, path=self.path) from None
-        return db
+        return super()._connect() if self.read_only else open_writer(self.path)
 
     # --- writing: the daemon ---
 
@@ -125,33 +110,29 @@ class Store(History):
         """Start a session and its first segment in `mode`; written at once. Returns its id.
         `level` is the walking level the profile walks it at."""
 
-        def insert() -> int:
-            cursor = self._db.execute(
-                "INSERT INTO sessions (started_at, machine_id, profile, level) VALUES (?, ?, ?, ?)",
-                (started_at, machine_id, profile, level),
-            )
-            self._open_segment(cursor.lastrowid, started_at, mode)
-            return int(cursor.lastrowid)
-
-        session_id = self._commit(insert)
+        self._refuse_if_read_only()
+        session_id = self._next_session_id
+        self._next_session_id += 1
+        self._buffer.append(("session", (session_id, started_at, machine_id, profile, level)))
+        self._buffer.append(("segment", (session_id, started_at, mode)))
         self._open_sessions.add(session_id)
+        self._write_now()
         return session_id
 
     def start_segment(self, session_id: int, t: float, mode: Mode) -> None:
         """The walker turned round at `t`: close the open segment there (its distance
         integrated from the samples) and open one in `mode`; written at once."""
         self._require_open(session_id)
-
-        def turn() -> None:
-            self._close_segments(session_id, t)
-            self._open_segment(session_id, t, mode)
-
-        self._commit(turn)
+        self._buffer.append(("turn", (session_id, t, mode)))
+        self._write_now()
 
     def add_sample(self, sample: Sample) -> None:
         """Buffer one sample for the next flush."""
         self._require_open(sample.session_id)
-        self._samples.append(tuple(getattr(sample, f.name) for f in fields(Sample)))
+        if self._buffered_samples >= MAX_BUFFERED_ROWS:
+            self._let_go_of_the_oldest("sample")
+        self._buffer.append(("sample", tuple(getattr(sample, f.name) for f in fields(Sample))))
+        self._buffered_samples += 1
         self._note_buffered(sample.t)
 
     def add_event(
@@ -165,14 +146,18 @@ class Store(History):
     ) -> None:
         """Record an event at epoch `t`. Kinds in URGENT_KINDS, or `urgent=True`, are written
         at once with everything buffered; the rest wait for the next flush."""
+        self._refuse_if_read_only()
         # Checked and serialised now so a bad event fails here, not every later flush.
         known = session_id is None or session_id in self._open_sessions
         if not known and self.session(session_id) is None:
             raise ValueError(f"there is no session {session_id}")
-        self._events.append((session_id, t, kind, json.dumps(details or {}, default=str)))
+        if len(self._buffer) - self._buffered_samples >= MAX_BUFFERED_ROWS:
+            self._let_go_of_the_oldest("event")
+        row = (session_id, t, kind, json.dumps(details or {}, default=str))
+        self._buffer.append(("event", row))
         self._note_buffered(t)
         if urgent or (urgent is None and kind in URGENT_KINDS):
-            self.flush()
+            self._write_now()
 
     def update_totals(
         self,
@@ -202,34 +187,54 @@ class Store(History):
     def save_profile(self, profile: Profile) -> None:
         """Write a profile's progress (device.program.after_session's result); written at
         once, with everything buffered, so a level earned is never lost to a power cut."""
-        columns = _PROFILE_COLUMNS
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-        values = tuple(getattr(profile, c) for c in columns)
-        sql = (
-            f"INSERT INTO profiles ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-            f" ON CONFLICT (name) DO UPDATE SET {updates}"
-        )
-        self._commit(lambda: self._db.execute(sql, values))
+        values = tuple(getattr(profile, c) for c in _PROFILE_COLUMNS)
+        self._refuse_if_read_only()
+        self._buffer.append(("profile", values))
+        self._write_now()
 
     @property
     def pending(self) -> bool:
         """Whether rows wait in the buffer for a write (after a failed one, until it works)."""
-        return bool(self._samples or self._events or self._totals)
+        return bool(self._buffer or self._totals)
+
+    @property
+    def unsaved_rows(self) -> int:
+        """Rows in the buffer, waiting for their write."""
+        return len(self._buffer)
 
     def maybe_flush(self, now: float) -> bool:
-        """Flush once the oldest buffered row is FLUSH_EVERY_S old (or the wall clock jumped
-        back that far). Call it every tick with epoch `now`; returns whether it wrote."""
+        """Flush once the oldest buffered row is FLUSH_DUE_S old (or the wall clock jumped
+        back that far). Call it often with epoch `now`; returns whether it wrote. After a
+        failed write it waits RETRY_EVERY_S before the next try."""
         oldest = self._oldest_buffered_t
-        rows = len(self._samples) + len(self._events)
-        if oldest is None or (abs(now - oldest) < FLUSH_EVERY_S and rows < FLUSH_AT_ROWS):
+        if oldest is None or (
+            abs(now - oldest) < FLUSH_DUE_S and len(self._buffer) < FLUSH_AT_ROWS
+        ):
             return False
-        self.flush()
-        return True
+        if self.error is not None and time.monotonic() < self._retry_at:
+            return False
+        return self.try_flush()
 
     def flush(self) -> None:
-        """Write the buffered samples and events and the held totals in one transaction."""
-        if self._samples or self._events or self._totals:
-            self._commit(None)
+        """Write everything buffered and the held totals in one transaction. StoreError if
+        the disk refuses it; the buffer is kept for the next try."""
+        if self._buffer or self._totals:
+            try:
+                self._commit()
+            except StoreError as exc:
+                self.error = str(exc)
+                self._retry_at = time.monotonic() + RETRY_EVERY_S
+                raise
+            self.error = None
+
+    def try_flush(self) -> bool:
+        """flush() for a caller that carries on whatever the disk does: False if it failed
+        (`error` says why)."""
+        try:
+            self.flush()
+        except StoreError:
+            return False
+        return True
 
     def end_session(
         self, session_id: int, ended_at: float, end_reason: EndReason, **totals: float
@@ -237,8 +242,9 @@ class Store(History):
         """End the session and its open segment at `ended_at`, writing everything buffered.
         `totals` takes the keywords of update_totals."""
         self.update_totals(session_id, **totals)
-        self._commit(lambda: self._end(session_id, ended_at, end_reason))
+        self._buffer.append(("end", (session_id, ended_at, end_reason)))
         self._open_sessions.discard(session_id)
+        self._write_now()
 
     def recover_interrupted(self) -> list[int]:
         """Close every session a crash or power cut left open (not those this Store opened)
@@ -254,8 +260,9 @@ class Store(History):
             details = {"reason": EndReason.INTERRUPTED}
             self.add_event(ended_at, EventKind.SESSION_ENDED, details, session_id=session_id,
                            urgent=False)  # fmt: skip
+            self._buffer.append(("end", (session_id, ended_at, EndReason.INTERRUPTED)))
         if left_open:
-            self._commit(lambda: [self._end(s, t, EndReason.INTERRUPTED) for s, t in left_open])
+            self.flush()  # at start-up: a disk that refuses this refuses the daemon
         return [session_id for session_id, _ in left_open]
 
     def close(self) -> None:
@@ -270,37 +277,86 @@ class Store(History):
         if session_id not in self._open_sessions:
             raise ValueError(f"session {session_id} is not open in this store")
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"Cannot write to the history database {self.path}: it is open read-only "
+                "here, and only retrotread-device writes it."
+            )
+
+    def _write_now(self) -> None:
+        """Written at once, if the disk lets us; else kept for the next flush, like a sample."""
+        self.try_flush()
+
+    def _let_go_of_the_oldest(self, what: str) -> None:
+        """Make room in a full buffer: drop the oldest row of this kind, counted."""
+        for index, (kind, _) in enumerate(self._buffer):
+            if kind == what:
+                del self._buffer[index]
+                self._buffered_samples -= what == "sample"
+                self.lost_rows += 1
+                return
+
     def _note_buffered(self, t: float) -> None:
         if self._oldest_buffered_t is None or t < self._oldest_buffered_t:
             self._oldest_buffered_t = t
 
-    def _commit(self, then: Callable[[], Any] | None) -> Any:
-        """One transaction, rolled back whole on any error: the buffered rows, the held
-        totals, then `then()`. If it fails the buffer is kept for the next flush to retry."""
+    def _commit(self) -> None:
+        """One transaction, rolled back whole on any error: the buffer in order, then the held
+        totals. If the disk refuses it the buffer is kept for the next flush to try again; a
+        batch SQLite itself refuses (a constraint) would be refused forever, so it is counted
+        as lost instead of blocking every write after it."""
         db, newest = self._db, {}
-        for t, *_, session_id in self._samples:
-            newest[session_id] = max(t, newest.get(session_id, t))
         try:
             with db:  # commits, or rolls back on an exception
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany(_INSERT_SAMPLE, self._samples)
-                db.executemany(_INSERT_EVENT, self._events)
+                for what, row in self._buffer:
+                    self._write_row(what, row)
+                    if what == "sample":
+                        newest[row[-1]] = max(row[0], newest.get(row[-1], row[0]))
                 for session_id, staged in self._totals.items():
                     assignments = ", ".join(f"{name} = ?" for name in staged)
                     db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
                                (*staged.values(), session_id))  # fmt: skip
                 db.executemany(_NOTE_LAST_SAMPLE, [(t, sid) for sid, t in newest.items()])
-                result = then() if then else None
+        except sqlite3.IntegrityError as exc:
+            self.lost_rows += len(self._buffer)
+            self._clear()
+            raise self._refused(exc) from None
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"Cannot write to the history database {self.path} ({exc}); free disk space "
-                "or make the file writable for the user running retrotread."
-            ) from None
-        self._samples.clear()
-        self._events.clear()
+            raise self._refused(exc) from None
+        self._clear()
+
+    def _refused(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"Cannot write to the history database {self.path} ({exc}); free disk space "
+            "or make the file writable for the user running retrotread."
+        )
+
+    def _clear(self) -> None:
+        self._buffer.clear()
+        self._buffered_samples = 0
         self._totals.clear()
         self._oldest_buffered_t = None
-        return result
+
+    def _write_row(self, what: str, row: tuple) -> None:
+        db = self._db
+        if what == "sample":
+            db.execute(_INSERT_SAMPLE, row)
+        elif what == "event":
+            db.execute(_INSERT_EVENT, row)
+        elif what == "session":
+            db.execute(_INSERT_SESSION, row)
+        elif what == "segment":
+            self._open_segment(*row)
+        elif what == "turn":
+            session_id, t, mode = row
+            self._close_segments(session_id, t)
+            self._open_segment(session_id, t, mode)
+        elif what == "end":
+            self._end(*row)
+        elif what == "profile":
+            db.execute(_UPSERT_PROFILE, row)
 
     def _open_segment(self, session_id: int, t: float, mode: Mode) -> None:
         self._db.execute(
@@ -339,28 +395,3 @@ class Store(History):
             (session_id, start, end, MAX_SAMPLE_GAP_S),
         ).fetchone()
         return float(metres)
-
-
-def _looks_like_sqlite(path: str) -> bool:
-    """False for a file that has content but no SQLite header."""
-    try:
-        with open(path, "rb") as file:
-            header = file.read(16)
-    except OSError:  # no file yet, or one SQLite will describe better
-        return True
-    return header in (b"", b"SQLite format 3\x00")
-
-
-def _share_with_group(path: str) -> None:
-    """The history file, mode 0660 (or g+w on one we own). The dashboard runs as another user
-    in the file's group and, even read-only, a WAL reader may create the -shm and -wal files,
-    which SQLite makes with the database file's own mode: at 0640 the daemon could no longer
-    write beside them."""
-    try:
-        if not os.path.exists(path):
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o660))
-            os.chmod(path, 0o660)  # os.open's mode passes through the umask
-        elif os.stat(path).st_uid == os.geteuid():
-            os.chmod(path, os.stat(path).st_mode | 0o060)
-    except OSError:
-        pass  # not ours to change: SQLite's own open reports what matters, in one sentence

@@ -381,6 +381,7 @@ def test_status_tells_the_dashboard_speed_mode_state_cap_and_countdown():
         "channel": "",
         "detail": "",
         "checked": False,
+        "bounces": 0,
     }
     assert status["backward_s"] == pytest.approx(20, abs=0.5)
     assert status["distance_m"] == pytest.approx(20 / 3.6, rel=0.05)

@@ -1,0 +1,68 @@
+"""The tick thread's inbox: what the sensor, the buttons and the socket saw, in the order they
+saw it, each with the time it happened.
+
+Readings can come in floods (a chattering wire, a serial bridge sending 160,000 lines a second)
+and only the newest say where the belt is now, so they are bounded: past READINGS_LIMIT the
+oldest make room and are counted. Presses and commands each matter and are few (the buttons
+debounce, the socket serves a bounded number of clients, each waiting for its reply), so
+every one is kept.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+# 0.2 s of the fastest honest source (a hall sensor at 9 km/h gives 16 pulses a second; a
+# serial bridge 10 lines) is a few dozen; a tick's worth of flood beyond this is noise.
+READINGS_LIMIT = 2000
+READING_KINDS = frozenset({"pulse", "check_pulse", "speed"})
+
+
+@dataclass(frozen=True)
+class Input:
+    """Something that happened outside the tick thread, with the time it happened."""
+
+    kind: str  # "pulse" | "check_pulse" | "speed" | "press" | "release" | "command"
+    t: float
+    value: Any = None
+    reply: Future | None = None
+
+
+class InputQueue:
+    """Many threads put(), the tick thread drain()s. Never blocks a sensor's thread."""
+
+    def __init__(self, readings_limit: int = READINGS_LIMIT) -> None:
+        self._lock = threading.Lock()
+        self._order = itertools.count()
+        self._readings: deque[tuple[int, Input]] = deque(maxlen=readings_limit)
+        self._others: deque[tuple[int, Input]] = deque()
+        self._dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        """Readings let go because newer ones kept coming faster than the tick took them."""
+        return self._dropped
+
+    def put(self, item: Input) -> None:
+        with self._lock:
+            entry = (next(self._order), item)
+            if item.kind not in READING_KINDS:
+                self._others.append(entry)
+            elif len(self._readings) == self._readings.maxlen:
+                self._dropped += 1
+                self._readings.append(entry)  # a full deque lets go of its oldest
+            else:
+                self._readings.append(entry)
+
+    def drain(self) -> list[Input]:
+        """Everything put since the last drain, in the order it was put."""
+        with self._lock:
+            readings, self._readings = self._readings, deque(maxlen=self._readings.maxlen)
+            others, self._others = self._others, deque()
+        return [item for _, item in heapq.merge(readings, others)]
