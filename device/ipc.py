@@ -16,9 +16,13 @@ longer than 4096 bytes gets one such error, the rest of that line is skipped up 
 and the next line is served normally.
 
 The daemon never waits on a client: each connection has its own thread, a client that stops
-reading for `send_timeout_s` is dropped, a connection silent for `idle_timeout_s` is closed,
-and at most `max_clients` connections are served at once (extras get an error line and are
-closed). The client end lives in device/ipc_client.py.
+reading for `send_timeout_s` is dropped, a request line must be complete within
+`request_timeout_s` of its first byte (and a new connection's first line within as long of
+connecting), a connection silent between requests for `idle_timeout_s` is closed, and at most
+`max_clients` connections are served at once (extras get an error line and are closed). No
+one local user may hold the last RESERVED_FOR_OTHERS of them: the dashboard runs as a user of
+its own, so another user flooding the socket cannot lock it out. The client end lives in
+device/ipc_client.py.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import selectors
 import socket
 import stat
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +58,16 @@ log = logging.getLogger("retrotread.ipc")
 _FAILED = "see the device's journal (journalctl -u retrotread-device) for details."
 
 LISTEN_BACKLOG = 256
+RESERVED_FOR_OTHERS = 4  # slots one user cannot take: the dashboard's, whoever floods
+
+
+def peer_uid(conn: socket.socket) -> int | None:
+    """The uid of the process at the other end (Linux SO_PEERCRED); None where unknown."""
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    return struct.unpack("3i", creds)[1]
 
 
 class DeviceSocket:
@@ -73,19 +88,24 @@ class DeviceSocket:
         status: Callable[[], dict[str, Any]],
         stream_interval_s: float = 0.25,
         send_timeout_s: float = 1.0,
-        idle_timeout_s: float = 300.0,
+        request_timeout_s: float = 5.0,
+        idle_timeout_s: float = 60.0,
         max_clients: int = 32,
     ) -> None:
         self.path = Path(path)
         self.stream_interval_s = stream_interval_s
         self.send_timeout_s = send_timeout_s
+        self.request_timeout_s = request_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.max_clients = max_clients
+        # a small socket (the tests') reserves nothing rather than refuse everyone
+        self.per_user = max_clients - min(RESERVED_FOR_OTHERS, max_clients // 4)
         self._handle = handle
         self._status = status
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._clients: dict[socket.socket, threading.Thread] = {}
+        # each connection's peer uid and thread
+        self._clients: dict[socket.socket, tuple[int | None, threading.Thread]] = {}
         self._listener: socket.socket | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._accept_thread: threading.Thread | None = None
@@ -169,7 +189,7 @@ class DeviceSocket:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv or send
         deadline = time.monotonic() + 1.0
-        for _, thread in clients:
+        for _, (_, thread) in clients:
             if thread.is_alive():
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for end in self._wake:
@@ -242,16 +262,26 @@ class DeviceSocket:
                 self._admit(conn)
 
     def _admit(self, conn: socket.socket) -> None:
+        uid = peer_uid(conn)
         with self._lock:
-            full = len(self._clients) >= self.max_clients
-            if not full:
+            theirs = sum(1 for other, _ in self._clients.values() if other == uid)
+            if len(self._clients) >= self.max_clients:
+                sentence = (
+                    f"the device already serves {self.max_clients} clients; close one, retry."
+                )
+            elif uid is not None and theirs >= self.per_user:
+                sentence = (
+                    f"this user already holds {theirs} of the device's {self.max_clients} "
+                    "connections, the most one user may; close one, retry."
+                )
+            else:
+                sentence = ""
                 thread = threading.Thread(
                     target=self._serve_client, args=(conn,), name="ipc-client", daemon=True
                 )
-                self._clients[conn] = thread
-        if full:
-            log.warning("device socket: refusing a client, %d already connected", self.max_clients)
-            sentence = f"the device already serves {self.max_clients} clients; close one, retry."
+                self._clients[conn] = (uid, thread)
+        if sentence:
+            log.warning("device socket: refusing a client (uid %s): %s", uid, sentence)
             conn.settimeout(0.1)
             with contextlib.suppress(OSError):
                 conn.sendall(encode_line(error_reply(sentence)))
@@ -272,12 +302,19 @@ class DeviceSocket:
     def _converse(self, conn: socket.socket) -> None:
         pending = bytearray()
         skipping = False  # inside the tail of an oversized line, already answered
+        # until this, a line is due: the first one, or the rest of one begun (a client that
+        # trickles a byte at a time cannot hold its slot for longer than this)
+        line_due: float | None = time.monotonic() + self.request_timeout_s
         while not self._stopping.is_set():
-            conn.settimeout(self.idle_timeout_s)
+            if line_due is None:
+                conn.settimeout(self.idle_timeout_s)
+            else:
+                conn.settimeout(max(0.001, line_due - time.monotonic()))
             try:
                 chunk = conn.recv(8192)
             except TimeoutError:
-                log.info("device socket: closing a connection silent for %s s", self.idle_timeout_s)
+                why = "between requests" if line_due is None else "without a complete request"
+                log.info("device socket: closing a connection left idle %s", why)
                 return
             except OSError:
                 return
@@ -296,6 +333,7 @@ class DeviceSocket:
                     break
                 line = bytes(pending[: end + 1])
                 del pending[: end + 1]
+                line_due = None
                 if skipping:
                     skipping = False
                     continue
@@ -310,6 +348,8 @@ class DeviceSocket:
                     reply = self._answer(request)
                 if not self._send(conn, reply):
                     return
+            if (pending or skipping) and line_due is None:
+                line_due = time.monotonic() + self.request_timeout_s
 
     def _answer(self, request: Request) -> dict[str, Any]:
         if request.cmd is Command.STATUS:

@@ -3,11 +3,13 @@ the daemon's handle() and status()."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -319,9 +321,91 @@ def test_connection_silent_past_the_idle_timeout_is_closed(
 ) -> None:
     server = serve(idle_timeout_s=0.1)
     silent = LineSocket(server.path)
-    assert silent.at_eof()
+    assert silent.ask(b'{"cmd": "status"}\n')["ok"] is True
+    assert silent.at_eof()  # then nothing for longer than idle_timeout_s
     assert wait_for(lambda: server.client_count == 0)
     silent.close()
+
+
+def test_a_connection_that_never_sends_a_request_is_closed_soon(
+    serve: Callable[..., DeviceSocket],
+) -> None:
+    server = serve(request_timeout_s=0.2)
+    silent = LineSocket(server.path)
+    started = time.monotonic()
+    assert silent.at_eof()
+    assert time.monotonic() - started < 1.5
+    silent.close()
+
+
+def test_a_client_trickling_a_line_cannot_hold_its_slot(
+    serve: Callable[..., DeviceSocket],
+) -> None:
+    # 32 of these held every slot for 330 s: a byte now and then reset a per-read timeout
+    server = serve(request_timeout_s=0.5, idle_timeout_s=60)
+    trickle = LineSocket(server.path)
+    started = time.monotonic()
+    with contextlib.suppress(OSError):
+        for byte in b'{"cmd": "status"':
+            trickle.send(bytes([byte]))
+            time.sleep(0.1)
+    assert trickle.at_eof()
+    assert time.monotonic() - started < 2.0
+    assert wait_for(lambda: server.client_count == 0)
+    trickle.close()
+
+
+def test_one_user_cannot_take_the_slots_kept_for_the_others(
+    serve: Callable[..., DeviceSocket],
+) -> None:
+    server = serve(max_clients=8)  # 2 kept for other users
+    held = [LineSocket(server.path) for _ in range(6)]
+    for client in held:
+        assert client.ask(b'{"cmd": "status"}\n')["ok"] is True
+    extra = LineSocket(server.path)
+    refusal = extra.reply()
+    assert refusal["ok"] is False and "the most one user may" in refusal["error"]
+    extra.close()
+    for client in held:
+        client.close()
+
+
+OTHER_USER_ASKS = """
+import json, socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.settimeout(3)
+sock.connect(sys.argv[1])
+sock.sendall(b'{"cmd": "status"}\\n')
+print(json.loads(sock.makefile("rb").readline())["ok"])
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"),
+    reason="needs root (as CI runs) to ask as another user",
+)
+def test_the_dashboard_user_gets_in_while_another_user_holds_all_it_may(
+    serve: Callable[..., DeviceSocket], sock_dir: Path
+) -> None:
+    server = serve(max_clients=8)
+    sock_dir.chmod(0o755)
+    server.path.chmod(0o666)
+    held = [LineSocket(server.path) for _ in range(6)]
+    for client in held:
+        assert client.ask(b'{"cmd": "status"}\n')["ok"] is True
+    for _ in range(2):  # the user tries to take the last two slots too
+        extra = LineSocket(server.path)
+        assert extra.reply()["ok"] is False
+        extra.close()
+    # the dashboard runs as a user of its own (here: nobody, with Debian's own python3)
+    other = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "/usr/bin/python3", "-c", OTHER_USER_ASKS, str(server.path)],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert other.stdout.strip() == "True", other.stderr
+    for client in held:
+        client.close()
 
 
 def test_clients_beyond_the_cap_are_refused_with_an_error(
