@@ -43,6 +43,9 @@ class SerialBelt(threading.Thread):
                 os.write(self.master, f"{self.kmh:.2f}\n".encode())
 
     def close(self) -> None:
+        """Pull the bridge's cable: its pty is gone."""
+        if self.stop.is_set():
+            return
         self.stop.set()
         self.join(2)
         os.close(self.master)
@@ -232,3 +235,26 @@ def test_a_damaged_history_file_is_refused_at_start(
     (error,) = [line for line in device.stderr.splitlines() if "ERROR" in line]
     assert "is damaged" in error and "move it away" in error
     assert_one_sentence(error.split(": ", 1)[1])
+
+
+def test_the_status_counts_rejected_lines_and_names_a_lost_bridge(
+    launch: Callable[..., Device], belt: SerialBelt
+) -> None:
+    device = launch(config_for(belt))
+    device.wait_ready()
+    for _ in range(4):
+        os.write(belt.master, b"ERR belt sensor fault\n")
+    health = wait_for(
+        lambda: (h := device.request("status")["health"])["sensor_rejected"] >= 4 and h,
+        within_s=3,
+        what="four rejected lines in the status",
+    )
+    assert health["sensor_error"] is None and health["inputs_dropped"] == 0
+    assert health["history"] == {"ok": True, "error": None, "unsaved_rows": 0, "lost_rows": 0}
+    belt.close()  # the bridge's cable pulled: its pty is gone
+    error = wait_for(
+        lambda: device.request("status")["health"]["sensor_error"],
+        within_s=5,
+        what="the lost bridge named in the status",
+    )
+    assert belt.url in error and error.endswith(".")

@@ -249,6 +249,28 @@ def test_garbage_noise_and_an_overlong_line_are_counted_and_parsing_goes_on(cabl
         assert source.connected
 
 
+def test_rejected_lines_are_said_once_per_cause_at_info(cable, readings, caplog):
+    caplog.set_level(logging.INFO, logger="retrotread.serial")
+    cable.plug()
+    source = SerialSpeedSource(str(cable.path), on_speed=readings, **QUICK)
+    with source:
+        wait_until(lambda: source.connected)
+        for _ in range(3):
+            cable.send(b"hello treadmill\n")
+            cable.send(b"7" * 1000 + b"\n")
+        cable.send(b"4.2\n")
+        wait_until(lambda: readings.speeds)
+        assert source.rejected_lines == 6
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and "rejecting lines" in r.getMessage()
+    ]
+    assert len(said) == 2  # one for lines that are no speed, one for lines too long
+    assert any("hello treadmill" in line for line in said)
+    assert any("too long" in line for line in said)
+
+
 def test_lines_split_across_reads_are_joined():
     stream = b"SPD 1.0\r\nSPD 2.5\n" + b"x" * 300 + b"\nSPD 3.0\n"
     whole = LineSplitter(256).feed(stream)

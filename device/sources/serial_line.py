@@ -104,6 +104,7 @@ class SerialSpeedSource:
         self._lock = threading.Lock()
         self._last: tuple[float, float] | None = None
         self._rejected = 0
+        self._rejects_said: set[str] = set()  # the causes the journal has been told
         self._connected = False
         self._last_error: str | None = None
         self._outage_logged = False
@@ -272,7 +273,11 @@ class SerialSpeedSource:
                 return
             complete, overlong = lines.feed(data)
             if overlong:
-                self._reject(overlong, f"{overlong} line(s) longer than {MAX_LINE_BYTES} bytes")
+                self._reject(
+                    overlong,
+                    f"{overlong} line(s) longer than {MAX_LINE_BYTES} bytes",
+                    cause="too long",
+                )
             for line in complete:
                 self._take(line)
 
@@ -291,10 +296,18 @@ class SerialSpeedSource:
                 # A bug downstream must not silence the sensor; the journal gets the trace.
                 log.exception("on_speed failed for a reading from %s", self._url)
 
-    def _reject(self, count: int, what: str) -> None:
+    def _reject(self, count: int, what: str, *, cause: str = "not a speed") -> None:
         with self._lock:
             self._rejected += count
-        log.debug("serial port %s: rejected %s", self._url, what)
+            first = cause not in self._rejects_said
+            self._rejects_said.add(cause)
+        if first:  # once per cause in the journal; the status counts every one
+            log.info(
+                "serial port %s: rejecting lines (%s), first %s; the dashboard counts them",
+                self._url, cause, what,
+            )  # fmt: skip
+        else:
+            log.debug("serial port %s: rejected %s", self._url, what)
 
 
 class LineSplitter:
