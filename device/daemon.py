@@ -73,6 +73,7 @@ class Daemon:
         self._status: dict[str, Any] = {}
         self._writer: HistoryWriter | None = None
         self._source: Any = None  # the speed source, for its counts
+        self._dropped_seen, self._flooding = 0, False
         self._notifier = sdnotify.SystemdNotifier()
         self.controller: Controller | None = None
 
@@ -242,6 +243,7 @@ class Daemon:
             if t >= next_watchdog:
                 self._notifier.notify("WATCHDOG=1")
                 next_watchdog = t + WATCHDOG_EVERY_S
+                self._say_flood()
             if t >= next_tick - 0.001:  # the regular tick, not an early wake for a deadline
                 next_tick += TICK_S
                 if next_tick < t:  # fell behind (a slow SD card): skip, do not burst
@@ -250,6 +252,19 @@ class Daemon:
             deadline = controller.next_deadline()
             wake = next_tick if deadline is None or deadline <= t else min(next_tick, deadline)
             self.stopping.wait(max(0.0, wake - self.clock()))
+
+    def _say_flood(self) -> None:
+        """Once a second: a flood of readings beginning or ending, said once each."""
+        dropped = self.inputs.dropped
+        flooding = dropped > self._dropped_seen
+        if flooding and not self._flooding:
+            log.warning(
+                "the speed sensor sends readings faster than the tick can take them: keeping "
+                "the newest, letting the rest go (a bridge or a wire gone wrong?)"
+            )
+        elif self._flooding and not flooding:
+            log.info("the flood of sensor readings is over; %d let go so far", dropped)
+        self._flooding, self._dropped_seen = flooding, dropped
 
     def _drain(self, controller: Controller, now: float) -> None:
         for item in self.inputs.drain():

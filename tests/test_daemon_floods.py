@@ -1,0 +1,66 @@
+"""The real Daemon (socket, SQLite, mock pins) under a flood of sensor readings: the tick
+takes the newest, counts the rest, says so once, and its status stays current."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from device.config import config_from_mapping
+from device.daemon import Daemon
+from device.inputs import READINGS_LIMIT, Input
+from device.ipc_client import DeviceClient
+
+
+@pytest.fixture
+def daemon(socket_dir, tmp_path) -> Iterator[Daemon]:
+    factory = MockFactory()
+    running = Daemon(
+        config_from_mapping({}),
+        socket_path=str(socket_dir / "d.sock"),
+        db_path=str(tmp_path / "h.db"),
+        pin_factory=factory,
+    )
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    try:
+        assert running.ready.wait(10), "the daemon did not get ready"
+        yield running
+    finally:
+        running.stop()
+        thread.join(10)
+        factory.reset()
+        factory.close()
+
+
+def test_a_burst_of_readings_keeps_the_newest_and_is_said_once(daemon, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="retrotread.device")
+    burst = 3 * READINGS_LIMIT
+    now = daemon.clock()
+    for i in range(burst):  # far more than a tick takes: a chattering wire, all at once
+        daemon.inputs.put(Input("pulse", now + i * 1e-6))
+    client = DeviceClient(daemon.socket_path, timeout=2.0)
+    deadline = time.monotonic() + 5
+    while daemon.inputs.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.inputs.dropped == burst - READINGS_LIMIT
+    status = client.request({"cmd": "status"})
+    assert status["health"]["inputs_dropped"] == burst - READINGS_LIMIT
+    # edges a microsecond apart are bounces, not a belt: the kept ones but the first ignored
+    wait_for_bounces = time.monotonic() + 2
+    while status["health"]["sensor_rejected"] == 0 and time.monotonic() < wait_for_bounces:
+        status = client.request({"cmd": "status"})
+    assert status["health"]["sensor_rejected"] == READINGS_LIMIT - 1
+    deadline = time.monotonic() + 5
+    said = []
+    while time.monotonic() < deadline and len(said) < 2:
+        said = [r.getMessage() for r in caplog.records if "flood" in r.getMessage()
+                or "faster than the tick" in r.getMessage()]  # fmt: skip
+        time.sleep(0.1)
+    assert len(said) == 2, said  # it began, it ended: once each
+    assert "keeping the newest" in said[0] and f"{burst - READINGS_LIMIT} let go" in said[1]
