@@ -205,21 +205,30 @@ def test_the_default_pattern_reads_exactly_the_ascii_number_on_the_line(pre, num
     assert_plausible(outcome.speeds, MAX_KMH)
 
 
+# One word, as a pattern that takes a whole word sees it
+words = st.lists(fragments, max_size=5).map(
+    lambda parts: "".join(c for c in "".join(parts) if not c.isspace())
+)
+
+
 @FUZZ
-@given(st.lists(fragments, max_size=5).map("".join))
-def test_a_speed_group_holding_anything_but_a_plain_decimal_is_rejected(token):
-    # A bridge's number through a pattern that takes a whole word: "1_5" is not 15 km/h and
-    # "1e1" not 10, whatever Python's float() would make of them.
+@given(words)
+def test_a_speed_group_is_read_only_when_it_holds_a_plain_decimal(word):
+    # "1_5" is not 15 mph nor "1e1" 10, whatever Python's float() would make of them
     outcome = run_source(
-        [f"{token} mph\n".encode()],
+        [f"{word} mph\n".encode()],
         sentinel=b"3.5 mph",
         pattern=r"(?P<speed>\S+)\s*mph",
         unit="mph",
     )
-    first = token.split()[0] if token.split() else None
-    plain = first is not None and re.fullmatch(r"[-+]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)", first)
-    if not plain:
+    kmh = None
+    if re.fullmatch(r"[-+]?(?:[0-9]+(?:[.,][0-9]*)?|\.[0-9]+)", word):
+        kmh = float(word.replace(",", ".")) * UNIT_FACTORS["mph"]
+    if kmh is not None and 0 <= kmh <= 40.0:
+        assert outcome.speeds == [pytest.approx(kmh)]
+    else:
         assert outcome.speeds == []
+        assert outcome.rejected == 1
     assert_plausible(outcome.speeds, 40.0)
 
 
