@@ -354,6 +354,12 @@ def parse_toml_text(raw: bytes, *, source: str) -> dict[str, Any]:
         reason = " ".join((reason[:1].lower() + reason[1:]).split()) or "syntax error"
         place = f"line {where.group(1)}" if where else "the end of the file"
         raise ConfigError(f"{path}: {place} is not valid TOML: {reason}.") from None
+    except ValueError:
+        # tomllib leaves int()'s refusal of a number past sys.get_int_max_str_digits() as is
+        raise ConfigError(
+            f"{path}: holds a whole number thousands of digits long, which no setting needs; "
+            "fix the file by hand (retrotread check-config shows the result)."
+        ) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, str]:

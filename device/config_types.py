@@ -51,22 +51,32 @@ def _escape(c: str) -> str:
 
 
 def toml_key(name: str) -> str:
-    """A table or key name as TOML writes it: bare when it can be, else quoted."""
+    """A table or key name as TOML writes it: bare when it can be, else quoted; cut short past
+    60 characters, as a message names it."""
+    name = _shorten(name)
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_string(name)
 
 
-def show(value: object) -> str:
-    """A value as it looked in the TOML file, for 'not ...' at the end of a message."""
+def _shorten(text: str) -> str:
+    # A sentence quotes a value, never the file back: a key or a number may be 100 kB long.
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def show(value: object, *, depth: int = 0) -> str:
+    """A value as it looked in the TOML file, for 'not ...' at the end of a message; lists
+    nested deeper than three are "[...]" (a file may nest hundreds, past the stack)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return toml_string(value if len(value) <= 60 else value[:57] + "...")
+        return toml_string(_shorten(value))
     if isinstance(value, Mapping):
         return "a table"
     if isinstance(value, list | tuple):
-        inner = ", ".join(show(v) for v in value[:6])
+        if depth >= 3:
+            return "[...]"
+        inner = ", ".join(show(v, depth=depth + 1) for v in value[:6])
         return "[" + inner + (", ...]" if len(value) > 6 else "]")
-    return str(value)
+    return _shorten(str(value))
 
 
 def _is_number(value: object) -> bool:
@@ -232,7 +242,8 @@ class Listen:
             raise Invalid
         if ":" in host and not bracketed:
             raise Invalid
-        if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        # a length first: int() refuses a string of thousands of digits with a ValueError
+        if not (len(port) <= 5 and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
             raise Invalid
         return value
 

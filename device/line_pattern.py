@@ -30,8 +30,12 @@ class PatternError(ValueError):
 def compile_speed_pattern(pattern: str) -> regex.Pattern[str]:
     try:
         compiled = regex.compile(pattern, regex.VERSION0)
-    except regex.error as exc:
+    except (regex.error, ValueError) as exc:  # ValueError: a (?V1) flag inside the pattern
         raise PatternError(f"which does not compile: {exc}") from None
+    except RecursionError:
+        raise PatternError(
+            "which nests its groups deeper than the regular expression compiler can follow"
+        ) from None
     if "speed" not in compiled.groupindex:
         raise PatternError("which has no group named speed")
     return compiled
