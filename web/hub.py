@@ -29,6 +29,10 @@ RETRY_MAX_S = 5.0
 # it renders shows the belt (or the reason it cannot) instead of "not reached yet".
 FIRST_ANSWER_WAIT_S = 1.0
 _NOT_YET = "the dashboard has not reached the device yet; wait a moment and reload."
+_UNREADABLE = (
+    "the retrotread device at {path} sent a status line this dashboard cannot read; check "
+    "that the device and the web run the same version."
+)
 
 
 class StatusHub:
@@ -149,6 +153,10 @@ class StatusHub:
                             delay = RETRY_FIRST_S
                     except DeviceOffline as exc:
                         self._went_offline(str(exc))
+                    except Exception:  # e.g. a RecursionError from a line nested past JSON's
+                        # depth: this thread must outlive any line, so it hangs up and retries
+                        log.exception("the status stream from %s broke", self.socket_path)
+                        self._went_offline(_UNREADABLE.format(path=self.socket_path))
             if self._closing.wait(delay):
                 break
             delay = min(delay * 2, RETRY_MAX_S)

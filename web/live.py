@@ -2,13 +2,16 @@
 Events stream that keeps both up to date. All of it answers from the app's StatusHub (one
 daemon subscription for every viewer), never with a socket round trip per request.
 
-The words on the page come from `view()` here, both for the server-rendered page and for
-every streamed status, so the page reads the same with and without JavaScript.
+The words on the page come from web.live_view.view(), both for the server-rendered page and
+for every streamed status, so the page reads the same with and without JavaScript. A status
+of unexpected shape renders with its odd fields as unknown; its numbers that JSON cannot carry
+(NaN, infinities) go out as null, so one odd status never ends a stream.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -16,10 +19,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 
-from device.program import GUEST
 from web import site
 from web.hub import StatusHub, hub_for
+from web.live_view import Fields, mode_of, state_of, view
+
+log = logging.getLogger("retrotread.web.live")
 
 bp = Blueprint("live", __name__)
 
@@ -32,177 +38,65 @@ STREAM_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx in front must pass each event on at once
 }
 
-STATE_WORDS = {"idle": "Idle", "running": "Running", "paused": "Paused"}
-
-
-# -- the words on the page --------------------------------------------------------------------
-
-
-def _clock(seconds: float, *, pad: bool = False) -> str:
-    """m:ss (mm:ss with `pad`), minutes unbounded: 75:02 after an hour and a quarter."""
-    whole = max(0, int(seconds))
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes:02d}:{secs:02d}" if pad else f"{minutes}:{secs:02d}"
-
-
-def _km_h(value: float) -> str:
-    return f"{value:.1f} km/h"
-
-
-def _cap(status: Mapping[str, Any]) -> str:
-    cap = status.get("cap_kmh")
-    if cap is None:
-        return "no cap going forward" if status.get("mode") == "forward" else "no cap"
-    text = f"cap {_km_h(cap)}"
-    next_cap, next_in = status.get("next_cap_kmh"), status.get("next_cap_in_s")
-    if next_cap is not None and next_in is not None:
-        text += f", {next_cap:.1f} in {_clock(math.ceil(next_in))}"
-    return text
-
-
-def _program(status: Mapping[str, Any]) -> str:
-    program = status.get("program")
-    if not program:
-        return ""
-    if status.get("profile") == GUEST and program.get("week") is None:
-        # a gym's walk-up user: no progress is kept, so there is no program to follow
-        return "walk-up guest: every session starts at level 1"
-    if program.get("finished"):
-        weeks = len(program.get("per_week") or ())
-        return (
-            f"{weeks}-week program complete"
-            if program.get("week") is None
-            else ("program complete")
-        )
-    if program.get("week") is None:
-        return "the program starts with the first session"
-    done, target = program.get("sessions_done", 0), program.get("sessions_target", 0)
-    return f"{done} of {target} sessions this week (week {program['week']})"
-
-
-def _sensor(status: Mapping[str, Any]) -> str:
-    sensor = status.get("sensor") or {}
-    kind = {"hall": "hall sensor", "serial": "serial speed"}.get(sensor.get("kind"), "sensor")
-    if sensor.get("checked"):
-        kind += " + check"
-    if sensor.get("ok", not status.get("sensor_lost")):
-        return f"{kind}: ok"
-    # never "ok" by default: a sensor the device cannot vouch for says what is wrong
-    state = sensor.get("state") or "lost"
-    channel = sensor.get("channel")
-    which = f" ({channel})" if channel and sensor.get("checked") else ""
-    return f"{kind}: {state}{which}"
-
-
-def _safety(status: Mapping[str, Any]) -> str:
-    """The safety settings looser than shipped, at all times: "cap not enforced", "grace 20 s"."""
-    weakened = [str(word) for word in status.get("weakened") or ()]
-    return "Safety settings loosened: " + ", ".join(weakened) if weakened else ""
-
-
-def _history(status: Mapping[str, Any]) -> str:
-    """The daemon cannot write its history (a full or read-only disk): said until it can."""
-    error = status.get("history_error")
-    return f"History is not being saved: {error}" if error else ""
-
-
-def _warning(status: Mapping[str, Any]) -> str:
-    warning = status.get("warning")
-    if not warning:
-        return ""
-    unknown = warning.get("reason") == "speed unknown"
-    if not status.get("cap_enforced", True):
-        if unknown:
-            return "Speed unknown and the cap is not enforced on this machine"
-        return "Over the cap and not enforced on this machine"
-    if warning.get("stop_coming") is False:
-        # nobody started a session and this machine only warns then
-        return "Backward mode: press DIRECTION for forward walking, or slow down"
-    if warning.get("enforced"):
-        return "Stopped: the belt was over the cap"
-    seconds = math.ceil(warning.get("seconds_left") or 0)
-    lead = "Speed unknown" if unknown else "Slow down"
-    return f"{lead}: stopping in {seconds} s"
-
-
-def _warning_detail(status: Mapping[str, Any]) -> str:
-    warning = status.get("warning") or {}
-    speed, cap = warning.get("speed_kmh"), warning.get("cap_kmh")
-    if speed is None or cap is None:
-        return ""
-    return f"{_km_h(speed)} against a cap of {_km_h(cap)}"
-
-
-def _level(status: Mapping[str, Any]) -> str:
-    level = status.get("level")
-    if level is None:
-        return ""
-    return f"level {level}" + (", running unlocked" if status.get("running_unlocked") else "")
-
-
-def view(status: Mapping[str, Any] | None) -> dict[str, str]:
-    """The page's words for one status (None: the daemon is offline). Speeds km/h,
-    distances m or km, times m:ss."""
-    if status is None:
-        blank = "--"
-        return {"speed": blank, "mode": "", "state": "Offline", "elapsed": "--:--",
-                "distance": blank, "kcal": blank, "cap": "", "level": "", "program": "",
-                "sensor": "", "warning": "", "warning_detail": "", "message": "",
-                "safety": "", "history": ""}  # fmt: skip
-    speed, elapsed = status.get("speed_kmh"), status.get("elapsed_s")
-    distance, kcal = status.get("distance_m"), status.get("kcal")
-    if distance is None:
-        distance_text = "--"
-    elif distance < 1000:
-        distance_text = f"{distance:.0f} m"
-    else:
-        distance_text = f"{distance / 1000:.2f} km"
-    return {
-        "speed": "--" if speed is None else f"{speed:.1f}",
-        "mode": str(status.get("mode", "")).upper(),
-        "state": STATE_WORDS.get(status.get("state"), str(status.get("state", ""))),
-        "elapsed": "--:--" if elapsed is None else _clock(elapsed, pad=True),
-        "distance": distance_text,
-        "kcal": "--" if kcal is None else f"{kcal:.0f} kcal",
-        "cap": _cap(status),
-        "level": _level(status),
-        "program": _program(status),
-        "sensor": _sensor(status),
-        "warning": _warning(status),
-        "warning_detail": _warning_detail(status),
-        "message": str(status.get("message") or ""),
-        "safety": _safety(status),
-        "history": _history(status),
-    }
+UNREADABLE = (
+    "the device sent a status this dashboard cannot read; check that the device and the web "
+    "run the same version (journalctl -u retrotread-web has the details)."
+)
+MAX_JSON_DEPTH = 32  # deeper parts of a status are no field the page knows: null
 
 
 def offline_sentence(hub: StatusHub) -> str:
     return f"device offline: {hub.error or 'the device has not answered yet.'}"
 
 
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` as strict JSON can carry it: NaN and infinities as null, nothing deeper than
+    MAX_JSON_DEPTH."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_JSON_DEPTH:
+        return None
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item, depth + 1) for item in value]
+    return value
+
+
 def status_body(status: Mapping[str, Any]) -> dict[str, Any]:
-    return {"online": True, **status}
+    return json_safe({"online": True, **status})
 
 
 # -- routes -----------------------------------------------------------------------------------
 
 
-@bp.get("/")
-def page() -> str:
-    hub = hub_for(current_app)
-    status = hub.latest()
+def _page(status: Mapping[str, Any] | None, words: dict[str, str], offline: str | None) -> str:
     machine = site(current_app).config.machine.name
     if status is not None:
-        machine = status.get("machine_name") or machine
+        machine = Fields(status).text("machine_name") or machine
     return render_template(
         "live.html",
         status=status,
-        v=view(status),
-        offline=None if status is not None else offline_sentence(hub),
+        v=words,
+        live_state=state_of(status),
+        live_mode=mode_of(status),
+        offline=offline,
         live_machine=machine,
         stream_url=request.script_root + "/api/stream",
         control_url=request.script_root + "/api/control",
     )
+
+
+@bp.get("/")
+def page() -> ResponseReturnValue:
+    hub = hub_for(current_app)
+    status = hub.latest()
+    try:
+        words = view(status)
+    except Exception:  # view() reads every field for its type; this is the last resort
+        log.exception("the live view failed on a status from the device")
+        return _page(None, view(None), f"device status unreadable: {UNREADABLE}"), 503
+    return _page(status, words, None if status is not None else offline_sentence(hub))
 
 
 @bp.get("/api/status")
@@ -249,9 +143,17 @@ def _events(hub: StatusHub) -> Iterator[str]:
     sent_seq: int | None = None
     sent_offline: str | None = None
     seq, latest = hub.snapshot()
+    said_unreadable = False
     while not hub.closed:
         if latest is not None and seq != sent_seq:
-            yield _event("status", {**status_body(latest), "view": view(latest)})
+            try:
+                message = _event("status", {**status_body(latest), "view": view(latest)})
+            except Exception:  # the last resort: skip this status, keep the stream
+                if not said_unreadable:
+                    log.exception("the live stream skipped a status it could not send")
+                said_unreadable = True
+                message = ": a status was skipped\n\n"
+            yield message
             sent_seq, sent_offline = seq, None
             time.sleep(MIN_GAP_S)  # then the newest status; any that came between are skipped
         elif latest is None and offline_sentence(hub) != sent_offline:

@@ -9,7 +9,7 @@
   const byId = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]');
   const FIELDS = ["speed", "mode", "state", "elapsed", "distance", "kcal", "cap", "level",
-                  "program", "sensor"];
+                  "program", "sensor", "health"];
   const REOPEN_MS = 5000; // after the server refused the stream (the browser gives up then)
   let source = null;
   let reopenTimer = null;
@@ -44,6 +44,12 @@
     }
   }
 
+  // The health line: hidden from a daemon that reports none, marked while anything is wrong.
+  function showHealth(text) {
+    show("health-row", text !== "");
+    byId("health-row").classList.toggle("trouble", text !== "" && text !== "all good");
+  }
+
   function renderStatus(data) {
     const v = data.view;
     for (const field of FIELDS) setText(field, v[field]);
@@ -63,6 +69,7 @@
     show("safety", v.safety !== "");
     setText("history-error", v.history);
     show("history-error", v.history !== "");
+    showHealth(v.health);
     showButtons(data.state, data.mode, true);
   }
 
@@ -76,6 +83,7 @@
     show("offline-banner", true);
     show("warning-banner", false);
     show("message", false);
+    showHealth(v.health);
     showButtons("offline", "", false);
   }
 
