@@ -344,6 +344,26 @@ def test_a_file_that_gave_a_traceback_is_one_sentence(config_path, content, word
         assert word in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "start"),
+    [
+        (b'[machine]\n"' + b"k" * 100_000 + b'" = 1\n', '[machine] "kkk'),
+        (b'["' + b"t" * 100_000 + b'"]\n', '["ttt'),
+        (b"[machine]\nid = " + b"9" * 4000 + b"\n", "[machine] id must be"),
+    ],
+    ids=["key", "table", "number"],
+)
+def test_a_sentence_quotes_a_huge_name_or_number_cut_short(config_path, content, start):
+    # found by fuzzing: each came back whole, a 100 kB "sentence"
+    config_path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_path)
+    message = str(caught.value).removeprefix(f"{config_path}: ")
+    assert message.startswith(start)
+    assert "..." in message
+    assert len(message) < 300
+
+
 # ---- the command an operator runs: exit 2, one line, no traceback --------------------------
 
 
