@@ -11,6 +11,9 @@ are at most 256 bytes (device/sources/serial_line.py) before they get here.
 
 from __future__ import annotations
 
+import math
+import re
+
 import regex
 
 # A line is matched in microseconds; this bounds a bad pattern, not a good one.
@@ -23,11 +26,33 @@ PROBES = tuple(
 )
 
 
+# Counted repeats are unrolled when a pattern compiles: nested {1000}s multiply, and
+# (?:(?:a{1000}){1000}){1000} would compile for hours (a compile cannot be stopped). A line is
+# at most 256 bytes, so no useful pattern counts past a few hundred.
+MAX_REPEAT_PRODUCT = 10_000
+_COUNTED = re.compile(r"(?<!\\)\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
+
+
 class PatternError(ValueError):
     """str() says what is wrong with the pattern, to follow "[sensor] pattern ... ,"."""
 
 
+def _repeat_product(pattern: str) -> int:
+    """The product of every counted repeat's largest count: an upper bound on how far
+    nesting them could unroll (siblings are counted as if nested, to err on the safe side)."""
+    counts = []
+    for low, high in _COUNTED.findall(pattern):
+        digits = high or low
+        counts.append(int(digits[:9]) if digits else 1)  # 9 digits: past any bound anyway
+    return math.prod(counts)
+
+
 def compile_speed_pattern(pattern: str) -> regex.Pattern[str]:
+    if _repeat_product(pattern) > MAX_REPEAT_PRODUCT:
+        raise PatternError(
+            f"whose counted repeats ({{n}}) multiply past {MAX_REPEAT_PRODUCT}, more than a "
+            "256-byte line can hold; use + or * or smaller counts"
+        )
     try:
         compiled = regex.compile(pattern, regex.VERSION0)
     except (regex.error, ValueError) as exc:  # ValueError: a (?V1) flag inside the pattern

@@ -443,3 +443,17 @@ def test_check_config_refuses_a_pattern_that_backtracks_without_end(tmp_path, ca
     assert check_config_main(str(config)) == 2
     err = capsys.readouterr().err
     assert "takes too long" in err and "[sensor] pattern" in err and "Traceback" not in err
+
+
+def test_check_config_refuses_counted_repeats_that_would_compile_for_hours(tmp_path, capsys):
+    # nested {1000}s unroll at compile time, and a compile cannot be stopped: 1000^3 had not
+    # compiled after a minute; small counts, as a real bridge's pattern has, still pass
+    config = tmp_path / "config.toml"
+    slow = r"(?P<speed>(?:(?:a{1000}){1000}){1000})"
+    config.write_text(f'[sensor]\nkind = "serial"\nurl = "loop://"\npattern = \'{slow}\'\n')
+    started = time.monotonic()
+    assert check_config_main(str(config)) == 2
+    assert time.monotonic() - started < 2.0
+    err = capsys.readouterr().err
+    assert "multiply past" in err and "[sensor] pattern" in err and "Traceback" not in err
+    assert compile_speed_pattern(r"SPD:(?P<speed>\d{1,3}[.,]\d{1,2})").search("SPD:4.25")
