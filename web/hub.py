@@ -155,8 +155,10 @@ class StatusHub:
                         self._went_offline(str(exc))
                     except Exception:  # e.g. a RecursionError from a line nested past JSON's
                         # depth: this thread must outlive any line, so it hangs up and retries
-                        log.exception("the status stream from %s broke", self.socket_path)
-                        self._went_offline(_UNREADABLE.format(path=self.socket_path))
+                        sentence = _UNREADABLE.format(path=self.socket_path)
+                        if self.error != sentence:  # the traceback once per run of them
+                            log.exception("the status stream from %s broke", self.socket_path)
+                        self._went_offline(sentence)
             if self._closing.wait(delay):
                 break
             delay = min(delay * 2, RETRY_MAX_S)
