@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from benchmarks import (
     estimator_bench,
+    fault_bench,
     live_bench,
     reaction_bench,
     safety_bench,
@@ -26,6 +27,9 @@ SECTIONS: list[tuple[str, Callable[[], list[Row]]]] = [
     (web_bench.TITLE, web_bench.rows),
     (live_bench.TITLE, live_bench.rows),
     (safety_bench.TITLE, safety_bench.rows),
+    (fault_bench.STORAGE_TITLE, fault_bench.storage_rows),
+    (fault_bench.FLOOD_TITLE, fault_bench.flood_rows),
+    (fault_bench.KILL_TITLE, fault_bench.kill_rows),
 ]
 
 
