@@ -133,7 +133,7 @@ class DeviceClient:
             raise self._offline(None)  # end of stream (a partial line means it broke off)
         try:
             reply = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json parses
             reply = None
         if not isinstance(reply, dict):
             raise DeviceOffline(

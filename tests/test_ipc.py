@@ -559,3 +559,23 @@ def test_a_burst_of_dashboard_commands_is_answered_never_a_false_offline(
     with ThreadPoolExecutor(max_workers=20) as pool:
         errors = [e for found in pool.map(burst, range(20)) for e in found]
     assert errors == []
+
+
+def test_a_reply_nested_past_what_json_parses_is_one_sentence(sock_dir: Path) -> None:
+    path = sock_dir / "device.sock"
+    impostor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    impostor.bind(str(path))
+    impostor.listen(1)
+
+    def answer() -> None:
+        conn, _ = impostor.accept()
+        conn.recv(4096)
+        conn.sendall(b"[" * 100_000 + b"\n")  # what a broken daemon, or another program, says
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        with pytest.raises(DeviceOffline, match="not a JSON object"):
+            DeviceClient(path, timeout=2.0).request({"cmd": "status"})
+    finally:
+        impostor.close()
