@@ -97,7 +97,7 @@ class Daemon:
             "health": {
                 "sensor_rejected": rejected,
                 "sensor_error": getattr(source, "last_error", None),
-                "inputs_dropped": self.inputs.dropped,
+                "inputs_dropped": self._inputs_dropped(),
                 "history": None if history is None else {
                     "ok": history.ok,
                     "error": history.error,
@@ -253,9 +253,13 @@ class Daemon:
             wake = next_tick if deadline is None or deadline <= t else min(next_tick, deadline)
             self.stopping.wait(max(0.0, wake - self.clock()))
 
+    def _inputs_dropped(self) -> int:
+        """Readings let go in a flood: by the inbox, and by a serial source before matching."""
+        return self.inputs.dropped + getattr(self._source, "skipped_lines", 0)
+
     def _say_flood(self) -> None:
         """Once a second: a flood of readings beginning or ending, said once each."""
-        dropped = self.inputs.dropped
+        dropped = self._inputs_dropped()
         flooding = dropped > self._dropped_seen
         if flooding and not self._flooding:
             log.warning(

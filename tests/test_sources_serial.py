@@ -457,3 +457,16 @@ def test_check_config_refuses_counted_repeats_that_would_compile_for_hours(tmp_p
     err = capsys.readouterr().err
     assert "multiply past" in err and "[sensor] pattern" in err and "Traceback" not in err
     assert compile_speed_pattern(r"SPD:(?P<speed>\d{1,3}[.,]\d{1,2})").search("SPD:4.25")
+
+
+def test_a_flood_is_matched_only_for_its_newest_lines_and_the_rest_counted(readings):
+    opener = CountingOpener()
+    source = SerialSpeedSource("loop://", on_speed=readings, serial_for_url=opener, **QUICK)
+    with source:
+        wait_until(lambda: source.connected)
+        # a bridge gone wrong: a thousand lines in one read, the last one the belt's speed now
+        opener.ports[-1].write(b"1.0\n" * 999 + b"3.5\n")
+        wait_until(lambda: 3.5 in readings.speeds)
+        assert source.skipped_lines + len(readings.speeds) == 1000
+        assert len(readings.speeds) <= 16 * 2  # the newest of each read, a read or two
+        assert readings.speeds[-1] == 3.5 and source.rejected_lines == 0

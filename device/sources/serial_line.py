@@ -41,6 +41,10 @@ MAX_PLAUSIBLE_KMH = 40.0
 # Longest line worth parsing; a stream without newlines (wrong baud rate, binary protocol)
 # must not grow the buffer without bound.
 MAX_LINE_BYTES = 256
+# Of the lines one read brings, only the newest are matched: an honest bridge sends 1-50 lines
+# a second, one or two per read; a flood of thousands is a bridge gone wrong, and matching
+# every line would take the CPU the tick needs. The rest are counted, never read.
+MAX_LINES_PER_READ = 16
 
 # What the `speed` group may hold to be read: "3", "3.20", "1,5", ".5", "+2", "-1" (refused
 # later as below zero); never an exponent, an underscore, "inf" or a non-ASCII digit.
@@ -104,6 +108,7 @@ class SerialSpeedSource:
         self._lock = threading.Lock()
         self._last: tuple[float, float] | None = None
         self._rejected = 0
+        self._skipped = 0
         self._rejects_said: set[str] = set()  # the causes the journal has been told
         self._connected = False
         self._last_error: str | None = None
@@ -169,6 +174,12 @@ class SerialSpeedSource:
         connected."""
         with self._lock:
             return self._last_error
+
+    @property
+    def skipped_lines(self) -> int:
+        """Lines never matched: older ones of a read that brought more than a bridge sends."""
+        with self._lock:
+            return self._skipped
 
     @property
     def rejected_lines(self) -> int:
@@ -278,6 +289,10 @@ class SerialSpeedSource:
                     f"{overlong} line(s) longer than {MAX_LINE_BYTES} bytes",
                     cause="too long",
                 )
+            if len(complete) > MAX_LINES_PER_READ:
+                with self._lock:
+                    self._skipped += len(complete) - MAX_LINES_PER_READ
+                complete = complete[-MAX_LINES_PER_READ:]
             for line in complete:
                 self._take(line)
 
