@@ -18,9 +18,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-# 0.2 s of the fastest honest source (a hall sensor at 9 km/h gives 16 pulses a second; a
-# serial bridge 10 lines) is a few dozen; a tick's worth of flood beyond this is noise.
-READINGS_LIMIT = 2000
+# Between two ticks (0.1 s) the fastest honest source gives a handful: a hall sensor at
+# 25 km/h 44 pulses a second, a serial bridge 1-50 lines. 500 is a hundred times that, and
+# small enough that applying them cannot take the tick's time in a flood.
+READINGS_LIMIT = 500
 READING_KINDS = frozenset({"pulse", "check_pulse", "speed"})
 
 

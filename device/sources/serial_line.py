@@ -45,7 +45,7 @@ MAX_LINE_BYTES = 256
 # a second, one or two per read (a few dozen after a USB hiccup); a read of hundreds is a
 # bridge gone wrong, and matching every line would take the CPU the tick needs. The rest are
 # counted, never read.
-MAX_LINES_PER_READ = 64
+MAX_LINES_PER_READ = 32
 
 # What the `speed` group may hold to be read: "3", "3.20", "1,5", ".5", "+2", "-1" (refused
 # later as below zero); never an exponent, an underscore, "inf" or a non-ASCII digit.
