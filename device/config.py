@@ -80,6 +80,20 @@ class SensorConfig:
     # [sensor.check]: None when no second sensor is fitted
     check: CheckSensorConfig | None = None
 
+    def opened_with(self) -> tuple[Any, ...]:
+        """What the daemon's sensor adapter is opened with: a reload that changes any of it
+        needs a restart, and says so. Serial: exactly what SerialSpeedSource.from_config
+        passes on, so a setting added there cannot be forgotten here."""
+        if self.kind == "serial":
+            return (self.kind, *self.serial_settings().items())
+        return (self.kind, self.pin)
+
+    def serial_settings(self) -> dict[str, Any]:
+        """The serial source's settings, as SerialSpeedSource takes them (the url first).
+        stale_s is not one: the controller judges staleness, and a reload changes it there."""
+        return {"url": self.url, "baud": self.baud, "pattern": self.pattern, "unit": self.unit,
+                "scale": self.serial_scale}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ButtonsConfig:

@@ -150,10 +150,9 @@ class Controller:
         self.session.hold_s = config.buttons.hold_s
         self.sensor.recalibrate(old.sensor, config.sensor)
         check = config.sensor.check
-        wiring = ("kind", "pin", "url", "baud", "pattern", "unit")
         fitted = (old.sensor.check is None, old.sensor.check and old.sensor.check.pin)
         rewired = (
-            any(getattr(old.sensor, k) != getattr(config.sensor, k) for k in wiring)
+            old.sensor.opened_with() != config.sensor.opened_with()
             or (fitted != (check is None, check and check.pin))
             or (
                 (old.buttons.start_pin, old.buttons.direction_pin, old.outputs)

@@ -473,6 +473,29 @@ def test_reconfigure_says_when_wiring_needs_a_restart():
     assert "restart" in device.reconfigure(1.0, moved)
 
 
+SERIAL = {"sensor": {"kind": "serial", "url": "/dev/ttyUSB0"}}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"serial_scale": 0.95}, {"url": "/dev/ttyUSB1"}, {"baud": 19200}, {"unit": "mph"},
+     {"pattern": r"SPD:(?P<speed>[0-9.]+)"}],
+)  # fmt: skip
+def test_a_reload_that_changes_what_the_serial_source_was_opened_with_says_restart(change):
+    # serial_scale said nothing, yet the running source kept the old factor
+    before = merge_overrides(Config(), SERIAL)
+    device = Controller(before, t=0.0)
+    after = merge_overrides(before, {"sensor": change})
+    assert "restart" in device.reconfigure(1.0, after)
+
+
+@pytest.mark.parametrize("change", [{"stale_s": 1.0}, {"max_speed_kmh": 12.0}])
+def test_a_reload_of_what_the_controller_reads_itself_needs_no_restart(change):
+    before = merge_overrides(Config(), SERIAL)
+    device = Controller(before, t=0.0)
+    assert device.reconfigure(1.0, merge_overrides(before, {"sensor": change})) == ""
+
+
 def test_a_slow_belt_restarted_after_a_pause_resumes_without_a_refusal_beep():
     # at 0.5 km/h the edges come 1.1 s apart: the belt runs a second before its speed rests on
     # two intervals, and the auto-resume waits for them instead of refusing an unknown speed

@@ -126,15 +126,13 @@ class SerialSpeedSource:
         clock: Callable[[], float] = time.monotonic,
         serial_for_url: Callable[..., serial.SerialBase] = serial.serial_for_url,
     ) -> SerialSpeedSource:
-        """The source the [sensor] table describes (url, baud, pattern, unit, stale_s,
-        serial_scale), not yet started; the daemon and calibrate both build it here, so a
-        reading is scaled the same way, exactly once, in both."""
+        """The source the [sensor] table describes (SensorConfig.serial_settings), not yet
+        started; the daemon and calibrate both build it here, so a reading is scaled the same
+        way, exactly once, in both."""
+        settings = sensor.serial_settings()
         return cls(
-            sensor.url,
-            baud=sensor.baud,
-            pattern=sensor.pattern,
-            unit=sensor.unit,
-            scale=sensor.serial_scale,
+            settings.pop("url"),
+            **settings,
             stale_s=sensor.stale_s,
             on_speed=on_speed,
             clock=clock,
