@@ -49,6 +49,9 @@ class HistoryWriter:
         self.recorder = recorder
         self._clock = clock
         self._queue: queue.Queue[Entry | None] = queue.Queue(maxsize=queue_limit)
+        # both threads count: the tick thread what it queues or drops, the writer what it takes
+        self._counts = threading.Lock()
+        self._queued_rows = 0
         self._dropped_entries = 0
         self._dropped_rows = 0
         self._said: str | None = None  # the cause the journal was last told
@@ -65,21 +68,32 @@ class HistoryWriter:
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
-            self._dropped_entries += 1
-            self._dropped_rows += entry.rows
-            if self._dropped_entries == 1:
-                log.error("history is not being saved: the writer is %d ticks behind", QUEUE_LIMIT)
+            with self._counts:
+                self._dropped_entries += 1
+                self._dropped_rows += entry.rows
+                first = self._dropped_entries == 1
+            if first:
+                log.error(
+                    "history is not being saved: the writer is %d ticks behind", self._queue.maxsize
+                )
+        else:
+            with self._counts:
+                self._queued_rows += entry.rows
 
     def health(self) -> HistoryHealth:
         store = self.recorder.store
+        with self._counts:
+            queued, dropped_entries, dropped_rows = (
+                self._queued_rows, self._dropped_entries, self._dropped_rows
+            )  # fmt: skip
         error = store.error
-        if error is None and self._dropped_entries:
+        if error is None and dropped_entries:
             error = "the history writer fell behind the ticks"
         return HistoryHealth(
             ok=store.error is None,
             error=error,
-            unsaved_rows=store.unsaved_rows + self._queue.qsize(),
-            lost_rows=store.lost_rows + self._dropped_rows,
+            unsaved_rows=store.unsaved_rows + queued,
+            lost_rows=store.lost_rows + dropped_rows,
         )
 
     def close(self) -> None:
@@ -98,17 +112,26 @@ class HistoryWriter:
             try:
                 entry = self._queue.get(timeout=IDLE_FLUSH_S)
             except queue.Empty:
-                entry = Entry.NOTHING
-            if entry is None:
+                self._record(None)
+                continue
+            if entry is None:  # close()
                 return
-            try:
-                if entry is not Entry.NOTHING:
-                    self.recorder.write(entry)
-                self.recorder.flush_if_due(self._clock())
-            except Exception:  # a bug in one entry must not end the history of the rest
-                log.exception("history writer: an entry could not be recorded")
-                self._dropped_rows += entry.rows
-            self._tell_the_journal()
+            self._record(entry)
+
+    def _record(self, entry: Entry | None) -> None:
+        """Write `entry` (None: no tick brought anything, but the buffer may be due)."""
+        if entry is not None:
+            with self._counts:
+                self._queued_rows -= entry.rows
+        try:
+            if entry is not None:
+                self.recorder.write(entry)
+            self.recorder.flush_if_due(self._clock())
+        except Exception:  # a bug in one entry must not end the history of the rest
+            log.exception("history writer: an entry could not be recorded")
+            with self._counts:
+                self._dropped_rows += entry.rows if entry is not None else 0
+        self._tell_the_journal()
 
     def _tell_the_journal(self) -> None:
         error = self.recorder.store.error
@@ -117,6 +140,6 @@ class HistoryWriter:
         if error is not None:
             log.error("history is not being saved: %s", error)
         else:
-            lost = self.recorder.store.lost_rows + self._dropped_rows
+            lost = self.health().lost_rows
             log.info("history is being saved again%s", f" ({lost} rows lost)" if lost else "")
         self._said = error
