@@ -38,8 +38,6 @@ from device.tick import TickResult
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
 STARTUP_ERRORS = (ConfigError, IpcError, PinError, SourceError, StoreError)
-# Exit 2 (systemd does not restart it): a history file that is not ours, damaged or read-only
-# stays so until someone moves it; a busy pin or an unplugged adapter may come back.
 __all__ = ["Daemon", "Input", "run_device"]
 
 log = logging.getLogger("retrotread.device")
@@ -72,7 +70,7 @@ class Daemon:
         self.ready = threading.Event()  # set once the socket answers (the demo waits on it)
         self._status: dict[str, Any] = {}
         self._writer: HistoryWriter | None = None
-        self._source: Any = None  # the speed source, for its counts
+        self._source: HallSensor | SerialSpeedSource | None = None  # for its counts
         self._dropped_seen, self._flooding = 0, False
         self._notifier = sdnotify.SystemdNotifier()
         self.controller: Controller | None = None
@@ -88,15 +86,16 @@ class Daemon:
         writer = self._writer
         history = None if writer is None else writer.health()
         source = self._source
-        rejected = getattr(source, "rejected_lines", None)
-        if rejected is None:
-            rejected = (status.get("sensor") or {}).get("bounces", 0)
+        if isinstance(source, SerialSpeedSource):
+            rejected, source_error = source.rejected_lines, source.last_error
+        else:  # a hall sensor's rejects are the edges its estimator took for bounces
+            rejected, source_error = (status.get("sensor") or {}).get("bounces", 0), None
         return {
             **status,
             "history_error": history.error if history else None,
             "health": {
                 "sensor_rejected": rejected,
-                "sensor_error": getattr(source, "last_error", None),
+                "sensor_error": source_error,
                 "inputs_dropped": self._inputs_dropped(),
                 "history": None if history is None else {
                     "ok": history.ok,
@@ -131,6 +130,9 @@ class Daemon:
             self.run()
         except STARTUP_ERRORS as exc:
             log.error("%s", exc)
+            # exit 2, which systemd does not restart: a history file that is not ours, damaged
+            # or read-only stays so until someone moves it; a busy pin or an unplugged adapter
+            # may come back
             return 2 if isinstance(exc, StoreError) else 1
         return 0
 
@@ -193,7 +195,7 @@ class Daemon:
         self._play(controller.shutdown(t), writer, outputs)
         log.info("stopped; outputs safe")
 
-    def _open_sensor(self):
+    def _open_sensor(self) -> HallSensor | SerialSpeedSource:
         sensor = self.config.sensor
         if sensor.kind == "hall":
             return HallSensor(
@@ -255,7 +257,8 @@ class Daemon:
 
     def _inputs_dropped(self) -> int:
         """Readings let go in a flood: by the inbox, and by a serial source before matching."""
-        return self.inputs.dropped + getattr(self._source, "skipped_lines", 0)
+        skipped = self._source.skipped_lines if isinstance(self._source, SerialSpeedSource) else 0
+        return self.inputs.dropped + skipped
 
     def _say_flood(self) -> None:
         """Once a second: a flood of readings beginning or ending, said once each."""

@@ -37,7 +37,7 @@ def open_writer(path: str) -> sqlite3.Connection:
         if not _looks_like_sqlite(path):  # SQLite would write its schema over it
             not_sqlite = sqlite3.DatabaseError("file is not a database")
             raise schema.open_error(not_sqlite, path=path)
-        _share_with_group(path, existing=False)  # a new file: made 0660 before SQLite opens it
+        _make_for_group(path)
     db = None
     try:
         # check_same_thread off: opened (and read) at start-up on the main thread, then
@@ -50,7 +50,7 @@ def open_writer(path: str) -> sqlite3.Connection:
         )
         schema.require_ours(db, path=path)  # before anything below changes the file
         if path != ":memory:":
-            _share_with_group(path, existing=True)
+            _open_to_group(path)
         db.execute("PRAGMA journal_mode = WAL")
         # FULL, not NORMAL: in WAL mode NORMAL may roll committed batches back after a
         # power cut, and one fsync per FLUSH_EVERY_S costs the SD card next to nothing.
@@ -78,16 +78,23 @@ def _looks_like_sqlite(path: str) -> bool:
     return header in (b"", b"SQLite format 3\x00")
 
 
-def _share_with_group(path: str, *, existing: bool) -> None:
-    """The history file, mode 0660 (or g+w on one we own). The dashboard runs as another user
-    in the file's group and, even read-only, a WAL reader may create the -shm and -wal files,
-    which SQLite makes with the database file's own mode: at 0640 the daemon could no longer
-    write beside them."""
+def _make_for_group(path: str) -> None:
+    """A new history file, mode 0660, made before SQLite opens it. The dashboard runs as
+    another user in the file's group and, even read-only, a WAL reader may create the -shm
+    and -wal files, which SQLite makes with the database file's own mode: at 0640 the daemon
+    could no longer write beside them."""
     try:
-        if not existing and not os.path.exists(path):
+        if not os.path.exists(path):
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o660))
             os.chmod(path, 0o660)  # os.open's mode passes through the umask
-        elif existing and os.stat(path).st_uid == os.geteuid():
+    except OSError:
+        pass  # SQLite's own open reports what matters, in one sentence
+
+
+def _open_to_group(path: str) -> None:
+    """g+w on a history file we own, for the same reason; only once it is known to be ours."""
+    try:
+        if os.stat(path).st_uid == os.geteuid():
             os.chmod(path, os.stat(path).st_mode | 0o060)
     except OSError:
-        pass  # not ours to change: SQLite's own open reports what matters, in one sentence
+        pass  # not ours to change

@@ -55,11 +55,9 @@ class InputQueue:
             entry = (next(self._order), item)
             if item.kind not in READING_KINDS:
                 self._others.append(entry)
-            elif len(self._readings) == self._readings.maxlen:
-                self._dropped += 1
-                self._readings.append(entry)  # a full deque lets go of its oldest
             else:
-                self._readings.append(entry)
+                self._dropped += len(self._readings) == self._readings.maxlen
+                self._readings.append(entry)  # a full deque lets go of its oldest
 
     def drain(self) -> list[Input]:
         """Everything put since the last drain, in the order it was put."""

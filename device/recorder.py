@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from device.config import Config
 from device.controller import Controller
@@ -34,8 +34,6 @@ class Entry:
     totals: dict[str, float] | None
     profile: Profile | None
 
-    NOTHING: ClassVar[Entry]  # no tick's: the writer's idle wake-up
-
     @classmethod
     def of(cls, result: TickResult) -> Entry | None:
         """None for a tick with nothing to record."""
@@ -48,9 +46,6 @@ class Entry:
     def rows(self) -> int:
         """The rows it would add: what is lost if it cannot be written."""
         return len(self.events) + (self.sample is not None)
-
-
-Entry.NOTHING = Entry((), None, None, None)
 
 
 class Recorder:
