@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
+from device_process import wait_for
 from gpiozero.pins.mock import MockFactory
 
 from device.config import config_from_mapping
@@ -45,22 +45,22 @@ def test_a_burst_of_readings_keeps_the_newest_and_is_said_once(daemon, caplog) -
     for i in range(burst):  # far more than a tick takes: a chattering wire, all at once
         daemon.inputs.put(Input("pulse", now + i * 1e-6))
     client = DeviceClient(daemon.socket_path, timeout=2.0)
-    deadline = time.monotonic() + 5
-    while daemon.inputs.dropped == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: daemon.inputs.dropped, within_s=5, what="the tick to take the burst")
     assert daemon.inputs.dropped == burst - READINGS_LIMIT
-    status = client.request({"cmd": "status"})
-    assert status["health"]["inputs_dropped"] == burst - READINGS_LIMIT
     # edges a microsecond apart are bounces, not a belt: the kept ones but the first ignored
-    wait_for_bounces = time.monotonic() + 2
-    while status["health"]["sensor_rejected"] == 0 and time.monotonic() < wait_for_bounces:
-        status = client.request({"cmd": "status"})
-    assert status["health"]["sensor_rejected"] == READINGS_LIMIT - 1
-    deadline = time.monotonic() + 5
-    said = []
-    while time.monotonic() < deadline and len(said) < 2:
-        said = [r.getMessage() for r in caplog.records if "flood" in r.getMessage()
+    health = wait_for(
+        lambda: (h := client.request({"cmd": "status"})["health"])["sensor_rejected"] and h,
+        within_s=2,
+        what="the bounces counted",
+    )
+    assert health["inputs_dropped"] == burst - READINGS_LIMIT
+    assert health["sensor_rejected"] == READINGS_LIMIT - 1
+
+    def flood_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "flood" in r.getMessage()
                 or "faster than the tick" in r.getMessage()]  # fmt: skip
-        time.sleep(0.1)
+
+    wait_for(lambda: len(flood_lines()) >= 2, within_s=5, what="the flood's end said")
+    said = flood_lines()
     assert len(said) == 2, said  # it began, it ended: once each
     assert "keeping the newest" in said[0] and f"{burst - READINGS_LIMIT} let go" in said[1]
