@@ -16,7 +16,7 @@ from typing import Protocol
 from benchmarks import traces
 from benchmarks.peers import IntervalAveragePeer, PulseCountPeer
 from benchmarks.table import Row
-from device.speed import SpeedEstimator
+from device.core.speed import SpeedEstimator
 
 TITLE = "Belt speed estimator vs peers (generated belts: ripple +-5 %, edge jitter 0.5 ms)"
 

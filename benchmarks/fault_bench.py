@@ -30,7 +30,7 @@ process of its own, started as systemd starts it. A stop is on time when the rel
 within ON_TIME_BOUND_S of the first fast line (the 3 s mean over the limit, then the grace,
 plus a line, a tick and the tick loop's 100 ms) and within the grace + 100 ms of the warning
 beep; a fault is expected to change neither. The loss target is the documented promise,
-device/store.py FLUSH_EVERY_S.
+device/history/store.py FLUSH_EVERY_S.
 
 RETROTREAD_BENCH_QUICK=1 runs a shorter version (fewer rounds and kills, a 20 s flood).
 """
@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.table import Row
-from device.ipc_client import DeviceClient, DeviceOffline
+from device.ipc.client import DeviceClient, DeviceOffline
 
 STORAGE_TITLE = "Faults: overspeed to relay with history writes failing (daemon subprocess)"
 FLOOD_TITLE = "Faults: daemon RSS and the guard during a serial flood (daemon subprocess)"
@@ -98,7 +98,7 @@ STATUS_TARGET_S = 1.0
 # The flood's own buffers settle within the first RSS_EVERY_S; memory still rising after that
 # is a backlog without bound (issue 9 saw 402 MB and rising).
 RSS_RISE_TARGET_MB = 5.0
-LOSS_TARGET_S = 5.0  # device/store.py FLUSH_EVERY_S: the most history a power cut may take
+LOSS_TARGET_S = 5.0  # device/history/store.py FLUSH_EVERY_S: the most history a power cut may take
 WAIT_S = 10.0
 STOP_WAIT_S = 15.0  # a relay later than this is no stop at all for the figure
 

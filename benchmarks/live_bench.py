@@ -16,9 +16,9 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory
 
 from benchmarks.table import Row
-from device.config import config_from_mapping
+from device.config.load import config_from_mapping
 from device.daemon import Daemon
-from device.demo import Walker
+from device.sim.demo import Walker
 
 TITLE = "Live dashboard: /api/status with 20 viewers streaming (real daemon, waitress)"
 VIEWERS = 20

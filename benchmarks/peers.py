@@ -1,7 +1,7 @@
 """Re-implementations of what public treadmill-sensor projects do, to score ours against.
 
 Both take edges with `pulse(t)` and answer `speed_kmh(t)` and `mean_kmh(t, window_s)` like
-`device.speed.SpeedEstimator`, so the benchmark drives all three the same way. Each follows
+`device.core.speed.SpeedEstimator`, so the benchmark drives all three the same way. Each follows
 its firmware's loop: the reading changes only when that loop would have updated it.
 """
 

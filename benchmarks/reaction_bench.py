@@ -7,7 +7,7 @@ safety key is pulled. Each round: the walker resumes slowly, speeds up over the 
 guard warns; the reaction is the time from the grace budget running out (the guard's own
 deadline once the belt is over: the time of its last judgement plus the budget left, on the
 monotonic clock) to the relay pin's change, read from the MockPin's own timestamped history.
-The budget has memory (device/overspeed.py): after a stop it refills only at a thirtieth of
+The budget has memory (device/core/overspeed.py): after a stop it refills only at a thirtieth of
 the time under the limit, so each round first waits until there is enough of it to time.
 Waiting on pins and status, the bench thread sleeps rather than spins, so it does not steal
 the interpreter from the loop it measures.
@@ -32,10 +32,11 @@ from typing import Any
 from gpiozero.pins.mock import MockFactory
 
 from benchmarks.table import Row
-from device.config import Config, config_from_mapping
+from device.config.load import config_from_mapping
+from device.config.model import Config
+from device.core.overspeed import REFILL_PER_S
+from device.core.tick import TickResult
 from device.daemon import Daemon
-from device.overspeed import REFILL_PER_S
-from device.tick import TickResult
 
 TITLE = "Reaction: the real daemon's tick loop to a grace running out (mock pins)"
 TARGET_MS = 100.0  # the rule: the tick loop reacts within 100 ms of the grace running out

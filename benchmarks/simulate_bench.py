@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from benchmarks.table import Row
-from device.scenario import parse_scenario
-from device.simulate import Simulation
-from device.store import Store
+from device.history.store import Store
+from device.sim.scenario import parse_scenario
+from device.sim.simulate import Simulation
 
 TITLE = "Simulator: a 30-minute session in virtual time"
 TARGET_S = 2.0

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.table import Row
-from device import schema
-from device.config import Config
-from device.events import EventKind
-from device.modes import EndReason, Mode, SessionState
-from device.store import Store
+from device.config.model import Config
+from device.core.events import EventKind
+from device.core.modes import EndReason, Mode, SessionState
+from device.history import schema
+from device.history.store import Store
 
 TITLE = "Web: history pages and API on 10,000 sessions and 3 million samples"
 TARGET_MS = 100.0

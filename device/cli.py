@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and print it")
     check.add_argument("path", nargs="?", help="config file (default /etc/retrotread/config.toml)")
 
-    from device.calibrate_cli import add_calibrate_parser  # its options live beside its code
+    from device.calibrate.command import add_calibrate_parser  # its options live beside its code
 
     add_calibrate_parser(commands)
 
@@ -69,21 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose)
     if args.command == "check-config":
-        from device.config import check_config_main
+        from device.config.load import check_config_main
 
         return check_config_main(args.path)
     if args.command == "calibrate":
-        from device.calibrate_cli import calibrate_main
+        from device.calibrate.command import calibrate_main
 
         return calibrate_main(args)
     if args.command == "simulate":
         logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-        from device.simulate import simulate_main
+        from device.sim.simulate import simulate_main
 
         return simulate_main(args.scenario, db=args.db, trace=args.trace)
     if args.command == "device":
         from device.daemon import run_device
-        from device.ipc_protocol import default_socket_path
+        from device.ipc.protocol import default_socket_path
 
         return run_device(
             args.config, socket_path=args.socket or default_socket_path(), db_path=args.db
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_web(args.config, port=args.port, socket_path=args.socket, db_path=args.db)
     if args.command == "demo":
-        from device.demo import run_demo
+        from device.sim.demo import run_demo
 
         return run_demo(
             port=args.port,

@@ -22,19 +22,23 @@ from typing import Any
 
 import sdnotify
 
-from device.buttons import ButtonPanel
-from device.config import Config, ConfigError, load_config
-from device.controller import CommandRefused, Controller
-from device.history_writer import HistoryWriter
+from device.config.kinds import ConfigError
+from device.config.load import load_config
+from device.config.model import Config
+from device.core.controller import CommandRefused, Controller
+from device.core.tick import TickResult
+from device.hardware.buttons import ButtonPanel
+from device.hardware.hall import HallSensor
+from device.hardware.outputs import Outputs
+from device.hardware.pins import PinError
+from device.hardware.serial_speed import SerialSpeedSource
+from device.hardware.source import SourceError
+from device.history.recorder import Recorder, load_controller
+from device.history.store import Store, StoreError
+from device.history.writer import HistoryWriter
 from device.inputs import Input, InputQueue
-from device.ipc import DeviceSocket
-from device.ipc_protocol import Command, IpcError, Request
-from device.outputs import Outputs
-from device.pins import PinError
-from device.recorder import Recorder, load_controller
-from device.sources import HallSensor, SerialSpeedSource, SourceError
-from device.store import Store, StoreError
-from device.tick import TickResult
+from device.ipc.protocol import Command, IpcError, Request
+from device.ipc.server import DeviceSocket
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
 STARTUP_ERRORS = (ConfigError, IpcError, PinError, SourceError, StoreError)

@@ -7,7 +7,7 @@ import argparse
 import re
 from pathlib import Path
 
-from device.calibrate_cli import add_calibrate_parser
+from device.calibrate.command import add_calibrate_parser
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config.example.toml"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from device.ipc_client import DeviceClient, DeviceOffline
+from device.ipc.client import DeviceClient, DeviceOffline
 
 REPO = Path(__file__).resolve().parent.parent
 START_WITHIN_S = 10.0

@@ -37,7 +37,7 @@ device says of itself:
   run-over beginning (`late_warnings`).
 - *Nothing can see the belt*: one hall sensor that stops while the belt is slow (or stopped)
   reads exactly like a belt that stopped, and no rule on its pulses can tell (see
-  device/sensor_trust.py); only a second sensor can. From the moment the last working channel
+  device/core/sensor_trust.py); only a second sensor can. From the moment the last working channel
   dies with the belt under OBSERVABLE_KMH until a channel works again, nothing is judged. A
   sensor that dies at speed is judged throughout, before and after any stop it causes.
 """
@@ -49,13 +49,14 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from device.config import Config, config_from_mapping, merge_overrides
-from device.guard import RELEASE_AFTER_S, RESTART_WATCH_S
-from device.overspeed import REFILL_PER_S
-from device.scenario import Scenario, parse_scenario
-from device.simulate import Simulation
-from device.speed import KMH_PER_MPS
-from device.store import Store
+from device.config.load import config_from_mapping, merge_overrides
+from device.config.model import Config
+from device.core.guard import RELEASE_AFTER_S, RESTART_WATCH_S
+from device.core.overspeed import REFILL_PER_S
+from device.core.speed import KMH_PER_MPS
+from device.history.store import Store
+from device.sim.scenario import Scenario, parse_scenario
+from device.sim.simulate import Simulation
 
 MEAN_WINDOW_S = 3.0  # the rule's mean: the 3 s mean speed
 RUN_SLACK_S = 1.5
@@ -67,7 +68,7 @@ WARN_WITHIN_S = 1.0
 RELEASE_MARGIN_KMH = 0.25
 RELEASE_EARLY_S = 0.5
 # A hall sensor that dies above this speed ends its pulses more abruptly than a belt can stop
-# (device/sensor_trust.py suspicion_floor_kmh: 2.66 km/h at 0.157 m per pulse).
+# (device/core/sensor_trust.py suspicion_floor_kmh: 2.66 km/h at 0.157 m per pulse).
 OBSERVABLE_KMH = 3.5
 LEGIT_MARGIN_KMH = 0.1  # a walker "at the cap" on the truth: its 3 s mean within this
 

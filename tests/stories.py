@@ -8,8 +8,8 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from device.scenario import COMMANDS
-from device.sensor_trust import ENFORCE_WINDOW_S as MEAN_WINDOW_S
+from device.core.sensor_trust import ENFORCE_WINDOW_S as MEAN_WINDOW_S
+from device.sim.scenario import COMMANDS
 
 T = TypeVar("T")
 
@@ -148,7 +148,7 @@ def attack(draw: Draw) -> dict[str, Any]:
 # hold, ramp up to the level cap), over the seconds it has walked backward in this segment.
 START_CAP_KMH, HOLD_S, RAMP_KMH, RAMP_EVERY_S, LEVEL_CAP_KMH = 2.0, 120.0, 0.1, 30.0, 3.0
 LAG_S = 5.0  # the walker counts its walking late, so its idea of the cap never runs ahead
-CONSOLE_KMH_PER_S = 1.5  # the simulated console's rate (device/simulated_belt.py)
+CONSOLE_KMH_PER_S = 1.5  # the simulated console's rate (device/sim/belt.py)
 
 
 def schedule_cap_kmh(walked_s: float) -> float:

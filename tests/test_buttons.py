@@ -9,7 +9,7 @@ import time
 import pytest
 from virtual_clock import VirtualClock
 
-from device.buttons import DEBOUNCE_S, ButtonPanel
+from device.hardware.buttons import DEBOUNCE_S, ButtonPanel
 
 START, DIRECTION = 5, 6
 

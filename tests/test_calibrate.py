@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from virtual_clock import VirtualClock
 
-from device.calibrate import (
+from device.calibrate.arithmetic import (
     BOUNCE_S,
     MIN_METERS_PER_PULSE,
     CalibrationError,
@@ -38,9 +38,10 @@ from device.calibrate import (
     rounded,
     save_setting,
 )
-from device.calibrate_cli import calibrate_main
-from device.calibrate_rig import ConsoleTerminal, Rig
-from device.config import Config, SensorConfig, load_config
+from device.calibrate.command import calibrate_main
+from device.calibrate.rig import ConsoleTerminal, Rig
+from device.config.load import load_config
+from device.config.model import Config, SensorConfig
 
 HALL_PIN, RELAY_PIN = 17, 26
 

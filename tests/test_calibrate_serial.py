@@ -15,10 +15,10 @@ import serial
 from calibrating import EXAMPLE, ScriptedTerminal, parse
 from virtual_clock import VirtualClock
 
-from device.calibrate import CalibrationError, rounded, scale_for_console
-from device.calibrate_cli import calibrate_main
-from device.calibrate_rig import Rig
-from device.config import load_config
+from device.calibrate.arithmetic import CalibrationError, rounded, scale_for_console
+from device.calibrate.command import calibrate_main
+from device.calibrate.rig import Rig
+from device.config.load import load_config
 
 # -- a serial bridge ---------------------------------------------------------------------
 

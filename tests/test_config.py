@@ -11,18 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import device.config as config_module
-from device.config import (
-    CheckSensorConfig,
-    Config,
-    ConfigError,
+import device.config.load as config_module
+from device.config.kinds import ConfigError
+from device.config.load import (
     check_config_main,
     config_from_mapping,
     config_to_dict,
     load_config,
     merge_overrides,
 )
-from device.config_rules import RULES
+from device.config.model import CheckSensorConfig, Config
+from device.config.rules import RULES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 
@@ -350,9 +349,9 @@ def test_any_values_give_a_config_or_one_sentence(entries):
 
 
 def test_a_reload_of_a_broken_file_keeps_the_running_config_and_says_why(tmp_path):
-    from device.controller import Controller
+    from device.core.controller import Controller
     from device.daemon import Daemon
-    from device.ipc_protocol import Command, Request
+    from device.ipc.protocol import Command, Request
 
     path = tmp_path / "config.toml"
     path.write_text("[backward]\ngrace_s = 4\n")

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from device import config_write
-from device.config import (
-    BackwardConfig,
-    Config,
-    ConfigError,
-    MachineConfig,
-    config_from_mapping,
-    load_config,
-)
-from device.config_write import ConfigWriteError, write_config_changes
+from device.config import write as config_write
+from device.config.kinds import ConfigError
+from device.config.load import config_from_mapping, load_config
+from device.config.model import BackwardConfig, Config, MachineConfig
+from device.config.write import ConfigWriteError, write_config_changes
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
 

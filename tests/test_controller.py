@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from device.config import Config, config_from_mapping, merge_overrides
-from device.controller import CommandRefused, Controller
-from device.events import EventKind
-from device.modes import Mode, SessionState
-from device.signals import TUNES, LedPattern, RelayState, Tune
-from device.simulated_belt import SimulatedBelt
-from device.tick import TickResult
+from device.config.load import config_from_mapping, merge_overrides
+from device.config.model import Config
+from device.core.controller import CommandRefused, Controller
+from device.core.events import EventKind
+from device.core.modes import Mode, SessionState
+from device.core.signals import TUNES, LedPattern, RelayState, Tune
+from device.core.tick import TickResult
+from device.sim.belt import SimulatedBelt
 
 TICK_S = 0.1
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from device.config import config_from_mapping
+from device.config.load import config_from_mapping
 from device.daemon import Daemon
 
 CHECK_PIN = 27

@@ -11,10 +11,10 @@ import pytest
 from device_process import wait_for
 from gpiozero.pins.mock import MockFactory
 
-from device.config import config_from_mapping
+from device.config.load import config_from_mapping
 from device.daemon import Daemon
 from device.inputs import READINGS_LIMIT, Input
-from device.ipc_client import DeviceClient
+from device.ipc.client import DeviceClient
 
 
 @pytest.fixture

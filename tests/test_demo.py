@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from device.ipc_client import DeviceClient, DeviceOffline
+from device.ipc.client import DeviceClient, DeviceOffline
 
 pytestmark = pytest.mark.e2e
 
@@ -119,10 +119,10 @@ def test_demo_with_a_history_path_it_cannot_create_exits_with_one_sentence(
 def test_the_demo_routine_tells_a_whole_session_with_a_warning_that_clears() -> None:
     # The walker's routine, run through the simulator's virtual time (the same core the
     # demo's daemon ticks): a newcomer sees every part of the story without touching a thing.
-    from device.demo import ROUTINE
-    from device.scenario import parse_scenario
-    from device.simulate import Simulation
-    from device.store import Store
+    from device.history.store import Store
+    from device.sim.demo import ROUTINE
+    from device.sim.scenario import parse_scenario
+    from device.sim.simulate import Simulation
 
     report = Simulation(parse_scenario(ROUTINE, source="demo"), Store(":memory:")).run()
     kinds = [event["kind"] for event in report.events]

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device.energy import EnergyMeter, kcal_per_min, met, vo2_ml_kg_min
-from device.modes import Mode
+from device.core.energy import EnergyMeter, kcal_per_min, met, vo2_ml_kg_min
+from device.core.modes import Mode
 
 RUN_FROM_KMH = 96 * 60 / 1000  # 96 m/min, where the running equations take over
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from device.events import STORY, Event, EventKind
+from device.core.events import STORY, Event, EventKind
 
 
 def test_every_event_kind_has_a_sentence_for_the_journal():

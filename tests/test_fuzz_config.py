@@ -16,10 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.config import Config, ConfigError, format_config, load_config
-from device.config_rules import RULES
-from device.config_types import (
+from device.config.kinds import (
     Choice,
+    ConfigError,
     Count,
     Flag,
     GpioPin,
@@ -30,6 +29,9 @@ from device.config_types import (
     Text,
     toml_key,
 )
+from device.config.load import format_config, load_config
+from device.config.model import Config
+from device.config.rules import RULES
 
 FUZZ = settings(max_examples=200, deadline=None)
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,9 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.config import SensorConfig
-from device.sources import SerialSpeedSource
-from device.sources.serial_line import MAX_LINE_BYTES, UNIT_FACTORS
+from device.config.model import SensorConfig
+from device.hardware.serial_speed import MAX_LINE_BYTES, UNIT_FACTORS, SerialSpeedSource
 
 FUZZ = settings(max_examples=200, deadline=None)
 DEFAULT_PATTERN = SensorConfig().pattern

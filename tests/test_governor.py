@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.config import BackwardConfig, config_from_mapping
-from device.governor import CapSchedule, Governor
-from device.modes import Mode
+from device.config.load import config_from_mapping
+from device.config.model import BackwardConfig
+from device.core.governor import CapSchedule, Governor
+from device.core.modes import Mode
 
 SHIPPED = Governor(BackwardConfig())
 

@@ -2,7 +2,7 @@
 running session, and the sensor's word, with time and the belt given by the test.
 
 Over means the 3 s mean above the cap in force plus the tolerance, or a speed the device cannot
-vouch for. Time over draws on one budget (device/overspeed.py); the configured action follows
+vouch for. Time over draws on one budget (device/core/overspeed.py); the configured action follows
 when it runs out. Ticks come at 10 Hz unless a test says otherwise.
 """
 
@@ -15,13 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.config import Config, config_from_mapping
-from device.events import EventKind
-from device.guard import RESTART_GRACE_S, RESTART_WATCH_S, WARNING_LIGHT, Actions, Belt, Guard
-from device.modes import Mode, SessionState
-from device.overspeed import REFILL_PER_S, Limit, Verdict
-from device.sensor_trust import TRUSTED, SensorState, SensorVerdict
-from device.signals import LedPattern, RelayState, Tune
+from device.config.load import config_from_mapping
+from device.config.model import Config
+from device.core.events import EventKind
+from device.core.guard import RESTART_GRACE_S, RESTART_WATCH_S, WARNING_LIGHT, Actions, Belt, Guard
+from device.core.modes import Mode, SessionState
+from device.core.overspeed import REFILL_PER_S, Limit, Verdict
+from device.core.sensor_trust import TRUSTED, SensorState, SensorVerdict
+from device.core.signals import LedPattern, RelayState, Tune
 
 CAP = 2.0  # the built-in start cap
 LINE = 2.3  # ... plus the built-in tolerance

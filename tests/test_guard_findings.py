@@ -9,13 +9,13 @@ from typing import Any
 
 from invariant import Run, as_toml, run_story
 
-from device.config import config_from_mapping
-from device.events import EventKind
-from device.guard import Belt, Guard
-from device.modes import Mode, SessionState
-from device.readings import ReadingSpeed
-from device.sensor_trust import SensorState, SensorVerdict
-from device.status import weakened
+from device.config.load import config_from_mapping
+from device.core.events import EventKind
+from device.core.guard import Belt, Guard
+from device.core.modes import Mode, SessionState
+from device.core.readings import ReadingSpeed
+from device.core.sensor_trust import SensorState, SensorVerdict
+from device.core.status import weakened
 
 SESSION = [{"at": 1, "belt_kmh": 1.5}, {"at": 4, "press": "start"}]
 

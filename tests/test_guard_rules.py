@@ -26,8 +26,8 @@ import pytest
 from test_safety_scenarios import status_at, the
 from test_simulate import SCENARIOS, cli, events, sample_at
 
-from device.guard import NO_SESSION_READS, RELEASE_AFTER_S
-from device.overspeed import REFILL_PER_S
+from device.core.guard import NO_SESSION_READS, RELEASE_AFTER_S
+from device.core.overspeed import REFILL_PER_S
 
 GRACE_S = 5.0  # the built-in grace; no story changes it before its first stop
 TOLERANCE_KMH = 0.3  # the built-in tolerance

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from device.config import Config
-from device.events import Event, EventKind
-from device.history_writer import HistoryWriter
+from device.config.model import Config
+from device.core.events import Event, EventKind
+from device.core.modes import Mode, SessionState
+from device.core.tick import Sample, TickResult
+from device.history.recorder import Recorder
+from device.history.store import Store
+from device.history.writer import HistoryWriter
 from device.inputs import READINGS_LIMIT, Input, InputQueue
-from device.modes import Mode, SessionState
-from device.recorder import Recorder
-from device.store import Store
-from device.tick import Sample, TickResult
 
 T0 = 1000.0
 WALL0 = 1_760_000_000.0

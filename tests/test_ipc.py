@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from device.ipc import DeviceSocket
-from device.ipc_client import DeviceClient, DeviceOffline
-from device.ipc_protocol import (
+from device.core.modes import Mode
+from device.ipc.client import DeviceClient, DeviceOffline
+from device.ipc.protocol import (
     Command,
     IpcError,
     Request,
@@ -30,7 +30,7 @@ from device.ipc_protocol import (
     default_socket_path,
     parse_request,
 )
-from device.modes import Mode
+from device.ipc.server import DeviceSocket
 
 STATUS = {"state": "running", "mode": "backward", "speed_kmh": 1.4, "cap_kmh": 2.0}
 

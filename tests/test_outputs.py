@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from gpiozero.pins.mock import MockPin
 
-from device.config import OutputsConfig
-from device.outputs import Outputs
-from device.signals import TUNES, Tune
+from device.config.model import OutputsConfig
+from device.core.signals import TUNES, Tune
+from device.hardware.outputs import Outputs
 
 LED, BUZZER, RELAY = 13, 19, 26
 

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.overspeed import CLEAR_AFTER_S, REFILL_PER_S, Decision, Limit, OverspeedWatch, Verdict
+from device.core.overspeed import (
+    CLEAR_AFTER_S,
+    REFILL_PER_S,
+    Decision,
+    Limit,
+    OverspeedWatch,
+    Verdict,
+)
 
 T0 = 100.0
 CAP = 2.0

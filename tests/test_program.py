@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device.config import Config, ConfigError, config_from_mapping
-from device.events import EventKind
-from device.modes import EndReason
-from device.program import (
+from device.config.kinds import ConfigError
+from device.config.load import config_from_mapping
+from device.config.model import Config
+from device.core.events import EventKind
+from device.core.modes import EndReason
+from device.core.program import (
     GUEST,
     WEEK_S,
     Profile,

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from device.config import config_from_mapping
-from device.scenario import load_scenario
-from device.simulate import Simulation
-from device.store import Store
+from device.config.load import config_from_mapping
+from device.history.store import Store
+from device.sim.scenario import load_scenario
+from device.sim.simulate import Simulation
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 

@@ -9,10 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_program import walked_at
 
-from device.config import Config, config_from_mapping
-from device.events import EventKind
-from device.modes import EndReason
-from device.program import (
+from device.config.load import config_from_mapping
+from device.config.model import Config
+from device.core.events import EventKind
+from device.core.modes import EndReason
+from device.core.program import (
     Profile,
     SessionSummary,
     after_session,
@@ -20,8 +21,8 @@ from device.program import (
     level_cap_kmh,
     qualifies,
 )
-from device.progression import Progression
-from device.session import SessionTotals
+from device.core.progression import Progression
+from device.core.session import SessionTotals
 
 CONFIG = Config()
 HOME = config_from_mapping({"program": {"single_user": True, "profile": "ana"}})

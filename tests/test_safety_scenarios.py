@@ -20,14 +20,14 @@ from gpiozero.pins.mock import MockFactory
 from test_simulate import SCENARIOS, cli, events, outputs, sample_at
 from virtual_clock import VirtualClock
 
-from device.config import config_from_mapping
+from device.config.load import config_from_mapping
+from device.core.events import Event, EventKind
+from device.core.tick import TickResult
 from device.daemon import Daemon, Input
-from device.events import Event, EventKind
-from device.scenario import Scenario, Step, load_scenario
-from device.simulate import Simulation
-from device.simulated_belt import SimulatedBelt
-from device.store import Store, StoreError
-from device.tick import TickResult
+from device.history.store import Store, StoreError
+from device.sim.belt import SimulatedBelt
+from device.sim.scenario import Scenario, Step, load_scenario
+from device.sim.simulate import Simulation
 
 GRACE_S = 5.0  # the built-in grace
 PULSE_S = 2.0  # the relay pulse in rule_overspeed_enforced_pulse.toml

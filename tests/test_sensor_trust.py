@@ -16,15 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.readings import ReadingSpeed
-from device.sensor_trust import (
+from device.core.readings import ReadingSpeed
+from device.core.sensor_trust import (
     PulseTrust,
     SensorState,
     SensorVerdict,
     suspicion_floor_kmh,
 )
-from device.sensor_watch import SensorWatch, agreement_kmh
-from device.speed import SpeedEstimator
+from device.core.sensor_watch import SensorWatch, agreement_kmh
+from device.core.speed import SpeedEstimator
 
 T0 = 100.0
 ROLLER_M = 0.157  # one magnet on a 50 mm roller, the default config

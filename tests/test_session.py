@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.config import SessionConfig
-from device.events import EventKind
-from device.modes import EndReason, Mode, SessionState
-from device.session import SessionMachine
+from device.config.model import SessionConfig
+from device.core.events import EventKind
+from device.core.modes import EndReason, Mode, SessionState
+from device.core.session import SessionMachine
 
 # The daemon's monotonic clock is far from zero; the clock-origin tests below cover t = 0.
 T0 = 1000.0

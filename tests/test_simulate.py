@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from device.config import config_from_mapping
-from device.scenario import load_scenario
-from device.simulate import Simulation, simulate_main
-from device.store import Store
+from device.config.load import config_from_mapping
+from device.history.store import Store
+from device.sim.scenario import load_scenario
+from device.sim.simulate import Simulation, simulate_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

@@ -12,7 +12,8 @@ from gpiozero import Button, Device
 from gpiozero.pins.mock import MockFactory, MockPin
 from virtual_clock import VirtualClock
 
-from device.sources import HallSensor, SourceError
+from device.hardware.hall import HallSensor
+from device.hardware.source import SourceError
 
 HALL_PIN = 17
 

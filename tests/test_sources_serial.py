@@ -13,10 +13,11 @@ import pytest
 import serial
 from virtual_clock import VirtualClock
 
-from device.config import SensorConfig, check_config_main
-from device.line_pattern import compile_speed_pattern
-from device.sources import SerialSpeedSource, SourceError
-from device.sources.serial_line import LineSplitter, parse_speed
+from device.config.line_pattern import compile_speed_pattern
+from device.config.load import check_config_main
+from device.config.model import SensorConfig
+from device.hardware.serial_speed import LineSplitter, SerialSpeedSource, parse_speed
+from device.hardware.source import SourceError
 
 # retry and read timeouts short enough that the whole file runs in about a second
 QUICK = {"backoff_s": (0.01, 0.05), "read_timeout_s": 0.05}

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.speed import DEBOUNCE_FRACTION, SpeedEstimator
+from device.core.speed import DEBOUNCE_FRACTION, SpeedEstimator
 
 T0 = 100.0
 ROLLER_M = 0.157  # one magnet on a 50 mm roller, the default config

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from device import schema
-from device.events import EventKind
-from device.modes import EndReason, Mode, SessionState
-from device.store import FLUSH_DUE_S, FLUSH_EVERY_S, Sample, Store, StoreError
+from device.core.events import EventKind
+from device.core.modes import EndReason, Mode, SessionState
+from device.history import schema
+from device.history.store import FLUSH_DUE_S, FLUSH_EVERY_S, Sample, Store, StoreError
 
 T0 = 1_760_000_000.0  # an afternoon in October 2025, epoch seconds
 WALK_KMH = 2.0
@@ -148,8 +148,8 @@ def test_totals_are_written_with_the_samples_of_the_same_batch(db_path: Path) ->
 CRASHING_DAEMON = textwrap.dedent(
     """
     import os, sys
-    from device.modes import Mode, SessionState
-    from device.store import Sample, Store
+    from device.core.modes import Mode, SessionState
+    from device.history.store import Sample, Store
 
     store = Store(sys.argv[1])
     session_id = store.open_session({t0}, mode=Mode.BACKWARD, machine_id="treadmill-1")

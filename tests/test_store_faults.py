@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from device import schema, store
-from device.events import EventKind
-from device.modes import EndReason, Mode, SessionState
-from device.program import Profile
-from device.store import Sample, Store, StoreError
+from device.core.events import EventKind
+from device.core.modes import EndReason, Mode, SessionState
+from device.core.program import Profile
+from device.history import schema, store
+from device.history.store import Sample, Store, StoreError
 
 T0 = 1_760_000_000.0
 

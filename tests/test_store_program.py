@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from device import schema
-from device.config import config_from_mapping
-from device.events import EventKind
-from device.history import History
-from device.modes import EndReason, Mode, SessionState
-from device.program import (
+from device.config.load import config_from_mapping
+from device.core.events import EventKind
+from device.core.modes import EndReason, Mode, SessionState
+from device.core.program import (
     Profile,
     SessionSummary,
     after_session,
@@ -24,7 +22,9 @@ from device.program import (
     session_profile,
     week_progress,
 )
-from device.store import Sample, Store, StoreError
+from device.history import schema
+from device.history.reader import History
+from device.history.store import Sample, Store, StoreError
 
 T0 = 1_760_000_000.0  # epoch seconds
 DAY = 86400.0

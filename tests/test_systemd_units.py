@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from device.cli import _parser
-from device.config import DEFAULT_PATH, StorageConfig
+from device.config.load import DEFAULT_PATH
+from device.config.model import StorageConfig
 from device.daemon import WATCHDOG_EVERY_S
-from device.ipc_protocol import default_socket_path
+from device.ipc.protocol import default_socket_path
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMD = REPO / "systemd"

@@ -8,31 +8,15 @@ in, never a fixed secret key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
-from device.config import Config, load_config
-from device.ipc_protocol import default_socket_path
-
-
-@dataclass
-class Site:
-    """What every blueprint needs to know about this treadmill, kept in app.extensions."""
-
-    config: Config
-    config_path: str | None  # the file the settings page writes (None: built-in defaults)
-    socket_path: str
-    db_path: str
-    state_dir: Path  # the secret key and the admin password hash live here
-    demo: Any = None  # the demo's simulated treadmill (web/demo_panel.py), None on a real one
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-def site(app: Flask) -> Site:
-    return app.extensions["retrotread"]
+from device.config.load import load_config
+from device.config.model import Config
+from device.ipc.protocol import default_socket_path
+from web.site import Site, site
 
 
 def create_app(
@@ -72,7 +56,8 @@ def create_app(
         here = site(app)
         return {"machine_name": here.config.machine.name, "demo_mode": here.demo is not None}
 
-    from web import auth, control, health, history, live, protect, settings
+    from web import auth, control, health, live, protect, settings
+    from web.history import blueprint as history
 
     protect.init_app(app)  # the body limit, the security headers, the one-sentence errors
     auth.init_app(app)  # the secret key, CSRF protection and the login rate limit

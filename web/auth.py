@@ -50,7 +50,8 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from web import logins, site
+from web import logins
+from web.site import site
 from web.state_files import StateDirError, state_problem, write_private
 
 bp = Blueprint("auth", __name__)
@@ -346,7 +347,8 @@ def _read_new_password() -> str:
 
 def set_password_main(*, config_path: str | None, state_dir: str | None) -> int:
     """`retrotread set-password`: 0 when the hash is written, 2 with one sentence on stderr."""
-    from device.config import ConfigError, load_config
+    from device.config.kinds import ConfigError
+    from device.config.load import load_config
 
     try:
         if state_dir is None:

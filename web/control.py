@@ -17,10 +17,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from device.ipc_client import DeviceClient, DeviceOffline
-from device.modes import Mode
-from web import site
+from device.core.modes import Mode
+from device.ipc.client import DeviceClient, DeviceOffline
 from web.auth import login_required_for_controls
+from web.site import site
 
 bp = Blueprint("control", __name__)
 

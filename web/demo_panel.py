@@ -3,7 +3,7 @@ laptop with no treadmill. Registered only by `retrotread demo`. It needs no logi
 in for the physical treadmill, which needs none either), but its requests are CSRF-protected
 like every other state-changing request.
 
-It drives the demo's simulated walker (device/demo.py), which acts only through the mock
+It drives the demo's simulated walker (device/sim/demo.py), which acts only through the mock
 pins, so what the panel does reaches the daemon exactly as a hall sensor and buttons would.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from web import site
+from web.site import site
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from device.history import History
-from device.schema import StoreError
-from web import site
+from device.history.reader import History
+from device.history.schema import StoreError
 from web.hub import hub_for
+from web.site import site
 
 bp = Blueprint("health", __name__)
 

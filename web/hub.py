@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import Flask
 
-from device.ipc_client import DeviceClient, DeviceOffline
-from web import site
+from device.ipc.client import DeviceClient, DeviceOffline
+from web.site import site
 
 log = logging.getLogger("retrotread.web.hub")
 

@@ -21,9 +21,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from web import site
 from web.hub import StatusHub, hub_for
 from web.live_view import Fields, mode_of, state_of, view
+from web.site import site
 
 log = logging.getLogger("retrotread.web.live")
 

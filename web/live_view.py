@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from device.program import GUEST
+from device.core.program import GUEST
 
 STATE_WORDS = {"idle": "Idle", "running": "Running", "paused": "Paused"}
 MODES = ("forward", "backward")

@@ -180,7 +180,8 @@ def run_web(
 ) -> int:
     """The `retrotread web` command: 0 after SIGTERM or Ctrl-C, 2 for a bad config, 1 when it
     cannot listen or keep its secret key. Errors are one sentence on stderr."""
-    from device.config import BUILT_IN, ConfigError, load_config
+    from device.config.kinds import ConfigError
+    from device.config.load import BUILT_IN, load_config
     from web import create_app
     from web.auth import StateDirError
 

@@ -16,19 +16,13 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from device.config import (
-    DEFAULT_PATH,
-    Config,
-    ConfigError,
-    config_to_dict,
-    load_config,
-    merge_overrides,
-)
-from device.config_types import show_number
-from device.config_write import ConfigWriteError, write_config_changes
-from device.ipc_client import DeviceClient, DeviceOffline
-from web import site
+from device.config.kinds import ConfigError, show_number
+from device.config.load import DEFAULT_PATH, config_to_dict, load_config, merge_overrides
+from device.config.model import Config
+from device.config.write import ConfigWriteError, write_config_changes
+from device.ipc.client import DeviceClient, DeviceOffline
 from web.auth import LOG_IN, controls_allowed, login_hint
+from web.site import site
 
 bp = Blueprint("settings", __name__)
 

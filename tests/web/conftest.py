@@ -1,7 +1,7 @@
 """Fixtures for the dashboard's tests: the real app (create_app) on a real history file, a
 real device socket with a status the test controls, and a real waitress server.
 
-- `fake_device`: a device.ipc.DeviceSocket listening at `socket_dir / "device.sock"`, served
+- `fake_device`: a device.ipc.server.DeviceSocket listening at `socket_dir / "device.sock"`, served
   from threads exactly like the daemon's, with no controller behind it.
   `fake_device.status` is the dict every status and subscribe line carries; it starts as
   `running_status()`, a backward session at 2.1 km/h. Change keys at any time: the next
@@ -14,7 +14,7 @@ real device socket with a status the test controls, and a real waitress server.
   away and bring it back on the same path. Annotate with `FakeDevice` under TYPE_CHECKING
   only (`from conftest import FakeDevice`): pytest loads every conftest as "conftest".
 - `running_status`: the function that builds that status, `running_status(**changes)`.
-- `db_path`: an empty history file made by device.store.Store (current schema), as a str.
+- `db_path`: an empty history file made by device.history.store.Store (current schema), as a str.
 - `state_dir`: an empty directory for the dashboard's secret key and password hash.
 - `make_app(config=None, *, socket_path=None, test_config=None, demo=None)`: create_app on
   those paths. The socket defaults to `socket_dir / "device.sock"`, so a test that also asks
@@ -38,10 +38,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from device.config import Config
-from device.ipc import DeviceSocket
-from device.ipc_protocol import Request
-from device.store import Store
+from device.config.model import Config
+from device.history.store import Store
+from device.ipc.protocol import Request
+from device.ipc.server import DeviceSocket
 from web import create_app
 from web.hub import close_hub
 from web.serve import WebServer, serve

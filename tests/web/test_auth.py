@@ -16,7 +16,7 @@ import pytest
 from flask import Flask, session
 from flask.testing import FlaskClient
 
-from device.config import Config, WebConfig
+from device.config.model import Config, WebConfig
 from web import create_app, logins
 from web.auth import (
     PASSWORD_FILE,

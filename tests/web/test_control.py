@@ -14,10 +14,10 @@ import pytest
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
 
-from device.config import Config, WebConfig
+from device.config.model import Config, WebConfig
+from device.core.modes import Mode
 from device.daemon import Daemon
-from device.ipc_protocol import Command, Request
-from device.modes import Mode
+from device.ipc.protocol import Command, Request
 from web import create_app
 from web.auth import set_password
 

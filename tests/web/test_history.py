@@ -17,13 +17,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from device import history
-from device.config import Config, ProgramConfig
-from device.events import EventKind
-from device.modes import EndReason, Mode, SessionState
-from device.store import Sample, Store
-from web.history_api import SAMPLE_COLUMNS, SESSION_COLUMNS
-from web.history_queries import CHART_BUCKETS, weekly_minutes
+from device.config.model import Config, ProgramConfig
+from device.core.events import EventKind
+from device.core.modes import EndReason, Mode, SessionState
+from device.history import reader as history
+from device.history.store import Sample, Store
+from web.history.api import SAMPLE_COLUMNS, SESSION_COLUMNS
+from web.history.queries import CHART_BUCKETS, weekly_minutes
 
 T0 = 1_760_000_000.0  # an afternoon in October 2025, epoch seconds
 DAY = 86400.0

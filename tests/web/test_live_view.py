@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_live import Elements, EventStream, live_page
 
-from web import live, site
+from web import live
 from web.hub import StatusHub
 from web.live_view import OFFLINE_VIEW, view
 from web.serve import WebServer
+from web.site import site
 
 if TYPE_CHECKING:  # pytest imports each conftest under the same name: never import it
     from conftest import FakeDevice

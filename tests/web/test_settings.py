@@ -18,12 +18,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
 
-import device.config
+import device.config.load
 import web.settings
-from device.config import Config, EnforceConfig, OutputsConfig, load_config
+from device.config.load import load_config
+from device.config.model import BackwardConfig, Config, EnforceConfig, OutputsConfig
 from device.daemon import Daemon
-from device.ipc_client import DeviceClient
-from device.ipc_protocol import Command, Request
+from device.ipc.client import DeviceClient
+from device.ipc.protocol import Command, Request
 from web import create_app
 from web.auth import set_password
 
@@ -280,12 +281,12 @@ def test_on_built_in_defaults_the_default_file_is_created_when_writable(
 ) -> None:
     default = tmp_path / "etc-retrotread" / "config.toml"
     default.parent.mkdir()
-    monkeypatch.setattr(device.config, "DEFAULT_PATH", str(default))
+    monkeypatch.setattr(device.config.load, "DEFAULT_PATH", str(default))
     monkeypatch.setattr(web.settings, "DEFAULT_PATH", str(default))
     client = log_in(make_app(tmp_path, socket_dir, None, config=Config()).test_client())
     assert save(client, **{"backward.start_cap_kmh": "1.5"}).status_code == 302
     assert load_config(default)[0] == Config(
-        backward=device.config.BackwardConfig(start_cap_kmh=1.5)
+        backward=BackwardConfig(start_cap_kmh=1.5)
     )
     assert fake_device.requests == [Request(Command.RELOAD)]
 
@@ -294,7 +295,7 @@ def test_on_built_in_defaults_with_nowhere_to_write_the_page_says_so(
     tmp_path: Path, socket_dir: Path, fake_device: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     default = tmp_path / "missing-dir" / "config.toml"
-    monkeypatch.setattr(device.config, "DEFAULT_PATH", str(default))
+    monkeypatch.setattr(device.config.load, "DEFAULT_PATH", str(default))
     monkeypatch.setattr(web.settings, "DEFAULT_PATH", str(default))
     client = log_in(make_app(tmp_path, socket_dir, None, config=Config()).test_client())
     reply = save(client, **{"backward.start_cap_kmh": "1.5"})

@@ -1,0 +1,7 @@
+"""Configuration: the values (model), the kinds of value and their ranges (kinds), the rules
+per key and across keys (rules), reading and printing a file (load), and writing changes back
+keeping the user's comments (write).
+
+The core imports only device.config.model. Inside: model <- kinds <- rules <- load <- write.
+May import: the standard library, tomlkit and regex; nothing else of device.
+"""

@@ -1,0 +1,153 @@
+"""The device's configuration as values: one frozen dataclass per TOML table.
+
+The table and key names are a contract with users' files and the docs; add keys freely,
+never rename one. Every default below has its reason in config.example.toml. This module is
+all the core may know of configuration: no file, no parsing, no rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# A pin value of None means "not fitted" (written as "none" in the TOML file).
+Pin = int | None
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    id: str = "treadmill-1"
+    name: str = "Treadmill 1"
+
+
+@dataclass(frozen=True)
+class CheckSensorConfig:
+    """A second, independent hall sensor ([sensor.check]) that checks the first: a second
+    magnet on the roller, or one on the motor pulley."""
+
+    pin: int = 27
+    meters_per_pulse: float = 0.157
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    kind: str = "hall"  # "hall" | "serial"
+    pin: int = 17
+    # one magnet on a 50 mm front roller: pi * 0.050 m; calibrate for the real machine
+    meters_per_pulse: float = 0.157
+    max_speed_kmh: float = 25.0
+    url: str = ""
+    baud: int = 9600
+    pattern: str = r"(?<![0-9.,])(?P<speed>[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+))"
+    unit: str = "km/h"  # "km/h" | "mph" | "m/s"
+    stale_s: float = 2.0
+    # factor on every serial reading: 1.0 trusts the bridge; calibrate finds it at a console speed
+    serial_scale: float = 1.0
+    # [sensor.check]: None when no second sensor is fitted
+    check: CheckSensorConfig | None = None
+
+    def opened_with(self) -> tuple[Any, ...]:
+        """What the daemon's sensor adapter is opened with: a reload that changes any of it
+        needs a restart, and says so. Serial: exactly what SerialSpeedSource.from_config
+        passes on, so a setting added there cannot be forgotten here."""
+        if self.kind == "serial":
+            return (self.kind, *self.serial_settings().items())
+        return (self.kind, self.pin)
+
+    def serial_settings(self) -> dict[str, Any]:
+        """The serial source's settings, as SerialSpeedSource takes them (the url first).
+        stale_s is not one: the controller judges staleness, and a reload changes it there."""
+        return {"url": self.url, "baud": self.baud, "pattern": self.pattern, "unit": self.unit,
+                "scale": self.serial_scale}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ButtonsConfig:
+    start_pin: int = 5
+    direction_pin: int = 6
+    hold_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    led_pin: Pin = 13
+    buzzer_pin: Pin = 19
+    relay_pin: Pin = 26
+    relay_active_high: bool = False
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    initial_mode: str = "backward"  # "backward" | "forward"
+    auto_start: bool = False
+    auto_start_after_s: float = 3.0
+    pause_after_stop_s: float = 5.0
+    end_after_pause_s: float = 300.0
+    # below this the belt counts as stopped (km/h); a walker is never this slow
+    moving_kmh: float = 0.3
+
+
+@dataclass(frozen=True)
+class BackwardConfig:
+    start_cap_kmh: float = 2.0
+    hold_s: float = 120.0
+    ramp_step_kmh: float = 0.1
+    ramp_every_s: float = 30.0
+    level_caps_kmh: tuple[float, ...] = (3.0, 4.0, 5.0, 5.5)
+    tolerance_kmh: float = 0.3
+    grace_s: float = 5.0
+    running_cap_kmh: float = 6.0
+
+
+@dataclass(frozen=True)
+class EnforceConfig:
+    action: str = "relay"  # "relay" | "none"
+    mode: str = "pulse"  # "pulse" | "latch"
+    pulse_s: float = 2.0
+    # backward mode, belt over the start cap, and nobody started a session: "warn" or "stop"
+    without_session: str = "warn"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    db: str = "/var/lib/retrotread/retrotread.db"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    listen: str = "0.0.0.0:8080"
+    open_controls: bool = False
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """Levels, the unlock of backward running and the 4-week program (device/program.py)."""
+
+    single_user: bool = False  # false: a gym; every walk-up user is `guest`, a beginner
+    profile: str = "home"  # the one user's profile when single_user
+    weight_kg: float = 70.0  # body weight for the energy estimate
+    level_up_sessions: int = 4
+    qualifying_backward_s: float = 600.0
+    # a second of backward walking counts toward qualifying_backward_s at this share of the cap
+    qualifying_share: float = 0.8
+    running_unlock_sessions: int = 12
+    running_unlock_kmh: float = 5.0
+    running_unlock_s: float = 300.0
+    weeks: int = 4
+    sessions_per_week: int = 4
+    session_min_s: float = 600.0
+    session_max_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class Config:
+    machine: MachineConfig = field(default_factory=MachineConfig)
+    sensor: SensorConfig = field(default_factory=SensorConfig)
+    buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    backward: BackwardConfig = field(default_factory=BackwardConfig)
+    enforce: EnforceConfig = field(default_factory=EnforceConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    program: ProgramConfig = field(default_factory=ProgramConfig)

@@ -1,0 +1,37 @@
+"""What one tick of the Controller returns: the events, the output changes, the 1 Hz sample
+and what must be saved. The daemon and the simulator record it; nothing here does I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from device.core.events import Event
+from device.core.modes import Mode, SessionState
+from device.core.program import Profile
+from device.core.session import SessionTotals
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    t: float
+    name: str  # "led" | "buzzer" | "relay"
+    state: str  # a LedPattern, a Tune or a RelayState value
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float
+    speed_kmh: float | None
+    mode: Mode
+    state: SessionState
+    cap_kmh: float | None
+
+
+@dataclass
+class TickResult:
+    events: list[Event] = field(default_factory=list)
+    outputs: list[OutputChange] = field(default_factory=list)
+    sample: Sample | None = None
+    profile: Profile | None = None  # to save: the walker's progress changed
+    # the open session's running totals, or the one that ended during this tick
+    totals: SessionTotals | None = None

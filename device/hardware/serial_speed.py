@@ -1,0 +1,410 @@
+"""Belt speed read as text lines from a serial port (a DIY Arduino/ESP32 bridge, a console tap).
+
+Such bridges send newline-ended ASCII like `3.20 km/h` or `SPD:3.2`, with no checksum and debug
+text mixed in. A configurable pattern with a named group `speed` picks the number; every
+other line is counted and skipped, never fatal. The port is opened with pyserial's
+`serial_for_url`, so `/dev/ttyUSB0`, a pty path and `loop://` all work, and a port that is
+missing at start or vanishes later (cable pulled, USB re-enumerated) is reopened with
+exponential backoff while the rest of the device keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import serial
+from regex import Pattern
+
+from device.config.line_pattern import PatternError, compile_speed_pattern, search_speed
+from device.hardware.source import SourceError
+
+if TYPE_CHECKING:
+    from device.config.model import SensorConfig
+
+log = logging.getLogger("retrotread.serial")
+
+# km/h per unit of the number the bridge sends
+UNIT_FACTORS = {"km/h": 1.0, "mph": 1.609344, "m/s": 3.6}
+
+# No treadmill belt runs this fast; a bigger number is a parse of debug text or line noise.
+MAX_PLAUSIBLE_KMH = 40.0
+
+# Longest line worth parsing; a stream without newlines (wrong baud rate, binary protocol)
+# must not grow the buffer without bound.
+MAX_LINE_BYTES = 256
+# Of the lines one read brings, only the newest are matched: an honest bridge sends 1-50 lines
+# a second, one or two per read (a few dozen after a USB hiccup); a read of hundreds is a
+# bridge gone wrong, and matching every line would take the CPU the tick needs. The rest are
+# counted, never read.
+MAX_LINES_PER_READ = 32
+
+# What the `speed` group may hold to be read: "3", "3.20", "1,5", ".5", "+2", "-1" (refused
+# later as below zero); never an exponent, an underscore, "inf" or a non-ASCII digit.
+_PLAIN_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:[.,][0-9]*)?|\.[0-9]+)")
+
+
+class SerialSpeedSource:
+    """Reads speed lines from `url` on a background thread.
+
+    Each accepted reading calls `on_speed(t, kmh)` on the reader thread (t monotonic seconds
+    on `clock` when the line arrived; hand it to the tick thread through a queue) and is
+    kept for `speed_kmh(t)`, which returns None once the reading is older than `stale_s`
+    seconds: a silent bridge means the speed is unknown, not constant.
+
+    `pattern` is a regular expression with a named group `speed`, searched in each line,
+    whose text is read only when it is a plain ASCII decimal ("3.2", "1,5", ".5");
+    `unit` is "km/h", "mph" or "m/s", and `scale` a factor on every reading ([sensor]
+    serial_scale, for a bridge that reads fast or slow). Readings below zero or above
+    `max_kmh` km/h once scaled are rejected like garbage. Reconnect delays start at
+    `backoff_s[0]` seconds and double up to `backoff_s[1]`; `read_timeout_s` bounds how long
+    `close()` waits for the reader.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        baud: int = 9600,
+        pattern: str = r"(?<![0-9.,])(?P<speed>[-+]?(?:[0-9]+(?:[.,][0-9]+)?|\.[0-9]+))",
+        unit: str = "km/h",
+        scale: float = 1.0,
+        stale_s: float = 2.0,
+        on_speed: Callable[[float, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        serial_for_url: Callable[..., serial.SerialBase] = serial.serial_for_url,
+        backoff_s: tuple[float, float] = (0.5, 10.0),
+        read_timeout_s: float = 0.2,
+        max_kmh: float = MAX_PLAUSIBLE_KMH,
+    ):
+        self._url = url
+        self._baud = baud
+        self._regex = _compile_pattern(pattern)
+        if unit not in UNIT_FACTORS:
+            choices = ", ".join(UNIT_FACTORS)
+            raise SourceError(f"[sensor] unit {unit!r} is not one of {choices}; fix the config.")
+        if not (math.isfinite(scale) and scale > 0):
+            raise SourceError(
+                f"[sensor] serial_scale {scale!r} must be a positive factor; fix the config."
+            )
+        self._factor = UNIT_FACTORS[unit] * scale
+        self._stale_s = stale_s
+        self._on_speed = on_speed
+        self._clock = clock
+        self._serial_for_url = serial_for_url
+        self._backoff_first, self._backoff_max = backoff_s
+        self._read_timeout_s = read_timeout_s
+        self._max_kmh = max_kmh
+        # Only a plain device path can vanish from the filesystem; URLs like loop:// cannot.
+        self._is_path = "://" not in url
+
+        self._lock = threading.Lock()
+        self._last: tuple[float, float] | None = None
+        self._rejected = 0
+        self._skipped = 0
+        self._rejects_said: set[str] = set()  # the causes the journal has been told
+        self._connected = False
+        self._last_error: str | None = None
+        self._outage_logged = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        sensor: SensorConfig,
+        *,
+        on_speed: Callable[[float, float], None] | None,
+        clock: Callable[[], float] = time.monotonic,
+        serial_for_url: Callable[..., serial.SerialBase] = serial.serial_for_url,
+    ) -> SerialSpeedSource:
+        """The source the [sensor] table describes (SensorConfig.serial_settings), not yet
+        started; the daemon and calibrate both build it here, so a reading is scaled the same
+        way, exactly once, in both."""
+        settings = sensor.serial_settings()
+        return cls(
+            settings.pop("url"),
+            **settings,
+            stale_s=sensor.stale_s,
+            on_speed=on_speed,
+            clock=clock,
+            serial_for_url=serial_for_url,
+        )
+
+    # -- what the daemon reads -------------------------------------------------------------
+
+    def speed_kmh(self, t: float) -> float | None:
+        """The last reading in km/h, or None when there is none or it is older than stale_s
+        seconds at time t."""
+        with self._lock:
+            last = self._last
+        if last is None:
+            return None
+        reading_t, kmh = last
+        if t - reading_t > self._stale_s:
+            return None
+        return kmh
+
+    def is_stale(self, t: float) -> bool:
+        """True when the speed is unknown at time t (no reading within stale_s seconds)."""
+        return self.speed_kmh(t) is None
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def connected(self) -> bool:
+        """True while the port is open."""
+        with self._lock:
+            return self._connected
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the port is not open, as one sentence naming the port and the fix; None while
+        connected."""
+        with self._lock:
+            return self._last_error
+
+    @property
+    def skipped_lines(self) -> int:
+        """Lines never matched: older ones of a read that brought more than a bridge sends."""
+        with self._lock:
+            return self._skipped
+
+    @property
+    def rejected_lines(self) -> int:
+        """Lines that held no acceptable speed (garbage, noise, overlong, implausible)."""
+        with self._lock:
+            return self._rejected
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the port and start reading in the background; never raises for a port that
+        is missing or refused (see `last_error`)."""
+        if self._thread is not None:
+            raise RuntimeError("SerialSpeedSource.start() called twice")
+        self._thread = threading.Thread(
+            target=self._run, name=f"serial-speed {self._url}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the reader and close the port; returns within about one read timeout."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._read_timeout_s * 5 + 1.0)
+
+    def __enter__(self) -> SerialSpeedSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"<SerialSpeedSource {self._url!r} {state}>"
+
+    # -- reader thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = self._backoff_first
+        while not self._stop.is_set():
+            port = self._open()
+            if port is None:
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._backoff_max)
+                continue
+            delay = self._backoff_first
+            try:
+                self._pump(port)
+            finally:
+                with self._lock:
+                    self._connected = False
+                # a vanished device may fail to close; there is nothing left to release then
+                with contextlib.suppress(serial.SerialException, OSError):
+                    port.close()
+
+    def _open(self) -> serial.SerialBase | None:
+        try:
+            port = self._serial_for_url(
+                self._url, baudrate=self._baud, timeout=self._read_timeout_s
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self._report_outage(_explain_open_error(self._url, exc))
+            return None
+        with self._lock:
+            self._connected = True
+            self._last_error = None
+        if self._outage_logged:
+            log.info("serial port %s is back; reading speed again", self._url)
+            self._outage_logged = False
+        else:
+            log.info("reading belt speed from serial port %s", self._url)
+        return port
+
+    def _report_outage(self, sentence: str) -> None:
+        with self._lock:
+            self._last_error = sentence
+        # One warning per outage: a pulled cable retried every 10 s must not flood the journal.
+        if self._outage_logged:
+            log.debug("%s", sentence)
+        else:
+            log.warning("%s", sentence)
+            self._outage_logged = True
+
+    def _pump(self, port: serial.SerialBase) -> None:
+        lines = LineSplitter(MAX_LINE_BYTES)
+        while not self._stop.is_set():
+            try:
+                data = port.read(1)  # blocks up to read_timeout_s
+                if data:
+                    waiting = port.in_waiting
+                    if waiting:
+                        data += port.read(waiting)
+                elif self._is_path and not os.path.exists(self._url):
+                    raise serial.SerialException("its device file disappeared")
+            except (serial.SerialException, OSError) as exc:
+                self._report_outage(
+                    f"serial port {self._url} stopped answering ({exc}); check the cable, "
+                    "retrotread keeps reconnecting."
+                )
+                return
+            complete, overlong = lines.feed(data)
+            if overlong:
+                self._reject(
+                    overlong,
+                    f"{overlong} line(s) longer than {MAX_LINE_BYTES} bytes",
+                    cause="too long",
+                )
+            if len(complete) > MAX_LINES_PER_READ:
+                with self._lock:
+                    self._skipped += len(complete) - MAX_LINES_PER_READ
+                complete = complete[-MAX_LINES_PER_READ:]
+            for line in complete:
+                self._take(line)
+
+    def _take(self, line: bytes) -> None:
+        t = self._clock()
+        kmh = parse_speed(line, self._regex, factor=self._factor, max_kmh=self._max_kmh)
+        if kmh is None:
+            self._reject(1, repr(line[:80]))
+            return
+        with self._lock:
+            self._last = (t, kmh)
+        if self._on_speed is not None:
+            try:
+                self._on_speed(t, kmh)
+            except Exception:
+                # A bug downstream must not silence the sensor; the journal gets the trace.
+                log.exception("on_speed failed for a reading from %s", self._url)
+
+    def _reject(self, count: int, what: str, *, cause: str = "not a speed") -> None:
+        with self._lock:
+            self._rejected += count
+            first = cause not in self._rejects_said
+            self._rejects_said.add(cause)
+        if first:  # once per cause in the journal; the status counts every one
+            log.info(
+                "serial port %s: rejecting lines (%s), first %s; the dashboard counts them",
+                self._url, cause, what,
+            )  # fmt: skip
+        else:
+            log.debug("serial port %s: rejected %s", self._url, what)
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines at \\n or \\r (so \\r\\n and bare \\r both work); blank
+    lines are skipped and a line longer than `max_len` bytes is dropped whole, including the
+    part still to come."""
+
+    def __init__(self, max_len: int):
+        self._max_len = max_len
+        self._buf = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> tuple[list[bytes], int]:
+        """The complete lines in data (without terminators) and how many overlong lines were
+        dropped."""
+        self._buf += data.replace(b"\r", b"\n")
+        lines: list[bytes] = []
+        overlong = 0
+        while (end := self._buf.find(b"\n")) >= 0:
+            line = bytes(self._buf[:end])
+            del self._buf[: end + 1]
+            if self._discarding:
+                self._discarding = False  # the tail of an overlong line, already counted
+            elif len(line) > self._max_len:
+                overlong += 1
+            elif line.strip():
+                lines.append(line)
+        if len(self._buf) > self._max_len:
+            if not self._discarding:
+                overlong += 1
+                self._discarding = True
+            self._buf.clear()
+        return lines, overlong
+
+
+def parse_speed(line: bytes, regex: Pattern[str], *, factor: float, max_kmh: float):
+    """The speed in km/h in one line, or None when the line holds no plausible speed."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    number = search_speed(regex, text)
+    if number is None:
+        return None
+    # A plain decimal in ASCII digits only, whatever the pattern let through: float() would
+    # take "٣" for 3 (a pattern written with \d), "1_5" for 15 and "1e1" for 10. A comma is
+    # a decimal point ("1,5"): a treadmill speed never needs a thousands separator.
+    number = number.strip()
+    if not _PLAIN_DECIMAL.fullmatch(number):
+        return None
+    kmh = float(number.replace(",", ".")) * factor
+    if not math.isfinite(kmh) or kmh < 0.0 or kmh > max_kmh:
+        return None
+    return abs(kmh)  # "-0" is 0.0, never -0.0 (shown as "-0.0 km/h")
+
+
+def _compile_pattern(pattern: str) -> Pattern[str]:
+    try:
+        return compile_speed_pattern(pattern)
+    except PatternError as exc:
+        raise SourceError(
+            f"[sensor] pattern {pattern!r} is not usable, {exc}; fix it in the config."
+        ) from None
+
+
+def _explain_open_error(url: str, exc: BaseException) -> str:
+    """One sentence: why the port did not open and what the user can do about it."""
+    if isinstance(exc, ValueError):
+        return f"cannot open serial port {url} ({exc}); fix [sensor] url or [sensor] baud."
+    code = getattr(exc, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return (
+            f"no permission to open serial port {url}; add the user running retrotread to "
+            "the dialout group (sudo usermod -aG dialout USER) and restart it."
+        )
+    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        return (
+            f"serial port {url} does not exist; plug in the treadmill's cable or fix "
+            "[sensor] url (ls /dev/serial/by-id/ lists the ports)."
+        )
+    if code == errno.EBUSY:
+        return (
+            f"serial port {url} is busy; stop the other program using it (a serial console, "
+            "ModemManager or a second retrotread)."
+        )
+    return f"cannot open serial port {url} ({exc}); check the cable and [sensor] url."
