@@ -1,5 +1,5 @@
 """The safety invariant over many stories, judged on the simulated belt's truth
-(tests/invariant.py): a seeded sweep of attack stories, each 2-4 minutes of someone trying
+(tests/support/invariant.py): a seeded sweep of attack stories, each 2-4 minutes of someone trying
 every way to keep a fast belt running backward, and hours of a walker who keeps under the
 cap. The seed names each story: `attack(RandomDraw(seed))` rebuilds it."""
 
@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 
 from benchmarks.table import Row
-from tests.invariant import RunOver, over_the_cap_rows, run_story, true_means_kmh
-from tests.stories import RandomDraw, attack, legit_walk
+from tests.support.invariant import RunOver, over_the_cap_rows, run_story, true_means_kmh
+from tests.support.stories import RandomDraw, attack, legit_walk
 
 TITLE = "Safety: the invariant on the belt's truth, attack stories and legit walking"
 ATTACKS = 3000  # about 90 s on 2 cores

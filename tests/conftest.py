@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from device_process import launch  # noqa: F401  (the fixture, for every test file)
 from gpiozero.pins.mock import MockFactory
+from support.device_process import launch  # noqa: F401  (the fixture, for every test file)
 
 
 @pytest.fixture

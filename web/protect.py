@@ -13,6 +13,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from device.errors import RetrotreadError
+
 # The largest body the dashboard takes is the settings form: 13 fields of a few dozen bytes
 # each plus the CSRF token, about 1.5 KiB even with ten level caps; a login is under 200
 # bytes and a control command about 40. 64 KiB is forty times that, and 48 waitress workers
@@ -57,6 +59,23 @@ def problem(sentence: str, code: int, *, title: str = "Try again") -> ResponseRe
     if request.path.startswith("/api/"):
         return jsonify({"ok": False, "error": sentence}), code
     return render_template("problem.html", title=title, sentence=sentence), code
+
+
+class Refused(RetrotreadError):
+    """A request a route turns down, in one sentence with its HTTP status: raise it and the one
+    handler answers {"ok": false, "error": sentence} under /api/ (plus any `extra` keys, such as
+    where to log in), a page elsewhere. Every error body of the API has this one shape."""
+
+    def __init__(self, sentence: str, code: int, **extra: object) -> None:
+        super().__init__(sentence)
+        self.code = code
+        self.extra = extra
+
+
+def _refused(exc: Refused) -> ResponseReturnValue:
+    if request.path.startswith("/api/"):
+        return jsonify({"ok": False, "error": str(exc), **exc.extra}), exc.code
+    return problem(str(exc), exc.code)
 
 
 def _not_found(exc: HTTPException) -> ResponseReturnValue:
@@ -104,7 +123,7 @@ def _with_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Bound `app`'s request bodies, add the security headers to every response and answer
-    404, 405, 413 and 500 in one sentence."""
+    404, 405, 413, 500 and every Refused in one sentence."""
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default, None, is no bound
         app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.after_request(_with_headers)
@@ -112,3 +131,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(405, _wrong_method)
     app.register_error_handler(413, _too_large)
     app.register_error_handler(500, _failed)
+    app.register_error_handler(Refused, _refused)

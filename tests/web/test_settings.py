@@ -285,9 +285,7 @@ def test_on_built_in_defaults_the_default_file_is_created_when_writable(
     monkeypatch.setattr(web.settings, "DEFAULT_PATH", str(default))
     client = log_in(make_app(tmp_path, socket_dir, None, config=Config()).test_client())
     assert save(client, **{"backward.start_cap_kmh": "1.5"}).status_code == 302
-    assert load_config(default)[0] == Config(
-        backward=BackwardConfig(start_cap_kmh=1.5)
-    )
+    assert load_config(default)[0] == Config(backward=BackwardConfig(start_cap_kmh=1.5))
     assert fake_device.requests == [Request(Command.RELOAD)]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import serial
-from virtual_clock import VirtualClock
+from support.virtual_clock import VirtualClock
 
 from device.config.line_pattern import compile_speed_pattern
 from device.config.load import check_config_main

@@ -1,5 +1,5 @@
 """What an adversarial pass over the guard found, one story each, judged on the simulated
-belt's truth (tests/invariant.py) and on the events: a reload that switched enforcement off
+belt's truth (tests/support/invariant.py) and on the events: a reload that switched enforcement off
 and on, a serial source that went stale and came back, check sensors with other magnets,
 fine magnets at an ordinary stop, and the ramp during a warning."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from invariant import Run, as_toml, run_story
+from support.invariant import Run, as_toml, run_story
 
 from device.config.load import config_from_mapping
 from device.core.events import EventKind

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from calibrating import EXAMPLE, ScriptedTerminal, parse
-from virtual_clock import VirtualClock
+from support.calibrating import EXAMPLE, ScriptedTerminal, parse
+from support.virtual_clock import VirtualClock
 
 from device.calibrate.arithmetic import CalibrationError, rounded, scale_for_console
 from device.calibrate.command import calibrate_main

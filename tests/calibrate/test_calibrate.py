@@ -18,11 +18,11 @@ from pathlib import Path
 
 import gpiozero.pins.mock as mock_pins
 import pytest
-from calibrating import EXAMPLE, REPO, ScriptedTerminal, parse
 from gpiozero import Button, DigitalOutputDevice
 from hypothesis import given
 from hypothesis import strategies as st
-from virtual_clock import VirtualClock
+from support.calibrating import EXAMPLE, REPO, ScriptedTerminal, parse
+from support.virtual_clock import VirtualClock
 
 from device.calibrate.arithmetic import (
     BOUNCE_S,

@@ -34,7 +34,7 @@ from device.config.model import Config
 from device.config.rules import RULES
 
 FUZZ = settings(max_examples=200, deadline=None)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
 RETROTREAD = Path(sys.executable).with_name("retrotread")
 BOM = b"\xef\xbb\xbf"

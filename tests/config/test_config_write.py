@@ -17,7 +17,7 @@ from device.config.load import config_from_mapping, load_config
 from device.config.model import BackwardConfig, Config, MachineConfig
 from device.config.write import ConfigWriteError, write_config_changes
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
 
 @pytest.fixture

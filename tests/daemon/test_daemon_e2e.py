@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from device_process import (
+from support.device_process import (
     START_WITHIN_S,
     STEADY_CONFIG,
     Device,

@@ -16,7 +16,7 @@ import pytest
 
 from device.ipc.client import DeviceClient, DeviceOffline
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 START_WITHIN_S = 10.0
 # the belt stands still in these tests; without this the session would pause itself after 5 s
 STEADY_CONFIG = "[session]\npause_after_stop_s = 600\n"

@@ -23,7 +23,7 @@ from device.config.load import (
 from device.config.model import CheckSensorConfig, Config
 from device.config.rules import RULES
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> str:

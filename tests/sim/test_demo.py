@@ -20,7 +20,7 @@ from device.ipc.client import DeviceClient, DeviceOffline
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import gpiozero.pins.mock as mock_pins
 import pytest
 from gpiozero import Button, Device
 from gpiozero.pins.mock import MockFactory, MockPin
-from virtual_clock import VirtualClock
+from support.virtual_clock import VirtualClock
 
 from device.hardware.hall import HallSensor
 from device.hardware.source import SourceError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from device.calibrate.command import add_calibrate_parser
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.toml"
 
 

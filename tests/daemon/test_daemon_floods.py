@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from device_process import wait_for
 from gpiozero.pins.mock import MockFactory
+from support.device_process import wait_for
 
 from device.config.load import config_from_mapping
 from device.daemon import Daemon

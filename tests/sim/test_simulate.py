@@ -19,8 +19,8 @@ from device.history.store import Store
 from device.sim.scenario import load_scenario
 from device.sim.simulate import Simulation, simulate_main
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 KMH = 1 / 3.6  # m/s per km/h
 
 

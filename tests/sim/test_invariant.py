@@ -1,4 +1,4 @@
-"""The safety invariant, on the simulated belt's truth (tests/invariant.py says how it is
+"""The safety invariant, on the simulated belt's truth (tests/support/invariant.py says how it is
 judged): whatever a walker presses, commands, unplugs or reloads, the belt never runs over the
 limit in backward mode for longer than the grace allows, and a walker who keeps under the cap
 is never stopped.
@@ -14,8 +14,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
-from invariant import Run, as_toml, over_the_cap_rows, run_story
-from stories import HOLD_TO_END_S, attack, legit_walk
+from support.invariant import Run, as_toml, over_the_cap_rows, run_story
+from support.stories import HOLD_TO_END_S, attack, legit_walk
 
 SESSION_AT_START_CAP = [
     {"at": 1, "belt_kmh": 1.5},
@@ -165,7 +165,7 @@ def test_a_session_started_during_a_warning_nobody_was_stopped_for_is_enforced()
 
 
 class HypothesisDraw:
-    """tests/invariant.py's source of choices, drawn by hypothesis so a failure shrinks."""
+    """tests/support/invariant.py's source of choices, drawn by hypothesis so a failure shrinks."""
 
     def __init__(self, data: st.DataObject):
         self.data = data
@@ -194,7 +194,7 @@ def test_no_walker_outruns_the_grace_budget_whatever_they_press(data):
     of the stories above), and starting every story with a session would not help, since an
     ended session lets go of its cap once the belt came down. Only the rows where the rules
     owe no stop are left out (idle, no stop in the last 2 minutes, no held cap: see
-    tests/invariant.py), and there a warning must sound within a second instead."""
+    tests/support/invariant.py), and there a warning must sound within a second instead."""
     attack_story = attack(HypothesisDraw(data))
     note(as_toml(attack_story))
     run = run_story(attack_story)

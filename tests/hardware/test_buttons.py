@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from virtual_clock import VirtualClock
+from support.virtual_clock import VirtualClock
 
 from device.hardware.buttons import DEBOUNCE_S, ButtonPanel
 

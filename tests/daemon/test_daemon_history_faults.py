@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from device_process import Device, assert_one_sentence, read_history, wait_for
+from support.device_process import Device, assert_one_sentence, read_history, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -146,7 +146,8 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the write-lock "
-                    "test and tests/test_safety_scenarios.py cover the same writer")  # fmt: skip
+                    "test and tests/sim/test_safety_scenarios.py cover the same "
+                    "writer")  # fmt: skip
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 

@@ -1,6 +1,6 @@
-"""Stories for the invariant (tests/invariant.py judges them): an attacker who tries every way
-round the cap, and a walker who keeps under it. Built from one source of choices, hypothesis
-in the tests, random.Random(seed) in the bench."""
+"""Stories for the invariant (tests/support/invariant.py judges them): an attacker who tries
+every way round the cap, and a walker who keeps under it. Built from one source of choices,
+hypothesis in the tests, random.Random(seed) in the bench."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.virtual_clock import VirtualClock
 from test_simulate import SCENARIOS, cli, events, outputs, sample_at
-from virtual_clock import VirtualClock
 
 from device.config.load import config_from_mapping
 from device.core.events import Event, EventKind

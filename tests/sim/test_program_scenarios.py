@@ -15,7 +15,7 @@ from device.history.store import Store
 from device.sim.scenario import load_scenario
 from device.sim.simulate import Simulation
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 def simulate(name: str, db: Path) -> dict:
