@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         from device.ipc.protocol import default_socket_path
 
         return run_device(
-            args.config, socket_path=args.socket or default_socket_path(), db_path=args.db
+            args.config, socket_path=str(args.socket or default_socket_path()), db_path=args.db
         )
     if args.command == "web":
         from web.serve import run_web

@@ -47,7 +47,8 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
     )
-    app.json.sort_keys = False  # keep the status in the order the daemon wrote it
+    # keep the status in the order the daemon wrote it (Flask's provider has the attribute)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:
         app.config.update(test_config)
 

@@ -24,8 +24,10 @@ import threading
 from typing import Any
 
 from flask import Flask
-from waitress import create_server, wasyncore
+from waitress import wasyncore
+from waitress.server import create_server
 
+from device.errors import RetrotreadError
 from web.protect import MAX_BODY_BYTES
 
 log = logging.getLogger("retrotread.web")
@@ -36,7 +38,7 @@ CHANNEL_TIMEOUT_S = 60
 STOP_WITHIN_S = 5.0
 
 
-class WebServeError(Exception):
+class WebServeError(RetrotreadError):
     """The dashboard cannot listen where it was asked to; str() is one sentence."""
 
 
@@ -183,7 +185,6 @@ def run_web(
     from device.config.kinds import ConfigError
     from device.config.load import BUILT_IN, load_config
     from web import create_app
-    from web.auth import StateDirError
 
     try:
         config, source = load_config(config_path)
@@ -198,7 +199,7 @@ def run_web(
             db_path=db_path,
         )
         server = serve(app, listen=config.web.listen, port=port)
-    except (StateDirError, WebServeError) as exc:
+    except RetrotreadError as exc:  # the secret key (StateDirError) or the port (WebServeError)
         print(exc, file=sys.stderr)
         return 1
 

@@ -23,17 +23,20 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from device.config.kinds import ConfigError
+from device.config.kinds import ConfigError, Number
 from device.config.load import merge_overrides
 from device.config.model import Config
 from device.config.rules import RULES
 from device.config.write import ConfigWriteError, write_config_changes
+from device.errors import RetrotreadError
 
 KMH_PER_MPS = 3.6
 
 # The smallest [sensor] meters_per_pulse the config accepts: no real pulse can come sooner
 # than that much belt at the console's speed.
-MIN_METERS_PER_PULSE = RULES["sensor"]["meters_per_pulse"].lo  # type: ignore[attr-defined]
+_METERS_PER_PULSE = RULES["sensor"]["meters_per_pulse"]
+assert isinstance(_METERS_PER_PULSE, Number)
+MIN_METERS_PER_PULSE = _METERS_PER_PULSE.lo
 # Reed switches chatter for 1-3 ms after closing; an edge this soon after the last accepted one
 # is that, not a magnet (capped at half the shortest real interval, see bounce_gap_s).
 BOUNCE_S = 0.005
@@ -54,7 +57,7 @@ SPREAD_PCT = 3.0
 SURPRISE_PCT = 25.0
 
 
-class CalibrationError(Exception):
+class CalibrationError(RetrotreadError):
     """Calibration cannot go on for a reason the user can fix; str() is one sentence naming
     the pin, port, file or option and the fix."""
 

@@ -186,7 +186,7 @@ def after_session(
     session counts toward the level and the running unlock only when it started on a later
     local calendar day than the last one counted.
     """
-    p, events = profile, []
+    p, events = profile, list[Event]()
     if p.program_started_at is None:
         p = replace(p, program_started_at=summary.started_at)
     program = config.program

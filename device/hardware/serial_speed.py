@@ -15,7 +15,6 @@ import errno
 import logging
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,32 +23,26 @@ from typing import TYPE_CHECKING
 import serial
 from regex import Pattern
 
-from device.config.line_pattern import PatternError, compile_speed_pattern, search_speed
+from device.config.line_pattern import PatternError, compile_speed_pattern
 from device.hardware.source import SourceError
+from device.hardware.speed_line import (
+    MAX_LINE_BYTES,
+    MAX_PLAUSIBLE_KMH,
+    UNIT_FACTORS,
+    LineSplitter,
+    parse_speed,
+)
 
 if TYPE_CHECKING:
     from device.config.model import SensorConfig
 
 log = logging.getLogger("retrotread.serial")
 
-# km/h per unit of the number the bridge sends
-UNIT_FACTORS = {"km/h": 1.0, "mph": 1.609344, "m/s": 3.6}
-
-# No treadmill belt runs this fast; a bigger number is a parse of debug text or line noise.
-MAX_PLAUSIBLE_KMH = 40.0
-
-# Longest line worth parsing; a stream without newlines (wrong baud rate, binary protocol)
-# must not grow the buffer without bound.
-MAX_LINE_BYTES = 256
 # Of the lines one read brings, only the newest are matched: an honest bridge sends 1-50 lines
 # a second, one or two per read (a few dozen after a USB hiccup); a read of hundreds is a
 # bridge gone wrong, and matching every line would take the CPU the tick needs. The rest are
 # counted, never read.
 MAX_LINES_PER_READ = 32
-
-# What the `speed` group may hold to be read: "3", "3.20", "1,5", ".5", "+2", "-1" (refused
-# later as below zero); never an exponent, an underscore, "inf" or a non-ASCII digit.
-_PLAIN_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:[.,][0-9]*)?|\.[0-9]+)")
 
 
 class SerialSpeedSource:
@@ -80,7 +73,7 @@ class SerialSpeedSource:
         stale_s: float = 2.0,
         on_speed: Callable[[float, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        serial_for_url: Callable[..., serial.SerialBase] = serial.serial_for_url,
+        serial_for_url: Callable[..., serial.Serial] = serial.serial_for_url,
         backoff_s: tuple[float, float] = (0.5, 10.0),
         read_timeout_s: float = 0.2,
         max_kmh: float = MAX_PLAUSIBLE_KMH,
@@ -124,7 +117,7 @@ class SerialSpeedSource:
         *,
         on_speed: Callable[[float, float], None] | None,
         clock: Callable[[], float] = time.monotonic,
-        serial_for_url: Callable[..., serial.SerialBase] = serial.serial_for_url,
+        serial_for_url: Callable[..., serial.Serial] = serial.serial_for_url,
     ) -> SerialSpeedSource:
         """The source the [sensor] table describes (SensorConfig.serial_settings), not yet
         started; the daemon and calibrate both build it here, so a reading is scaled the same
@@ -236,7 +229,7 @@ class SerialSpeedSource:
                 with contextlib.suppress(serial.SerialException, OSError):
                     port.close()
 
-    def _open(self) -> serial.SerialBase | None:
+    def _open(self) -> serial.Serial | None:
         try:
             port = self._serial_for_url(
                 self._url, baudrate=self._baud, timeout=self._read_timeout_s
@@ -264,7 +257,7 @@ class SerialSpeedSource:
             log.warning("%s", sentence)
             self._outage_logged = True
 
-    def _pump(self, port: serial.SerialBase) -> None:
+    def _pump(self, port: serial.Serial) -> None:
         lines = LineSplitter(MAX_LINE_BYTES)
         while not self._stop.is_set():
             try:
@@ -322,60 +315,6 @@ class SerialSpeedSource:
             )  # fmt: skip
         else:
             log.debug("serial port %s: rejected %s", self._url, what)
-
-
-class LineSplitter:
-    """Cuts a byte stream into lines at \\n or \\r (so \\r\\n and bare \\r both work); blank
-    lines are skipped and a line longer than `max_len` bytes is dropped whole, including the
-    part still to come."""
-
-    def __init__(self, max_len: int):
-        self._max_len = max_len
-        self._buf = bytearray()
-        self._discarding = False
-
-    def feed(self, data: bytes) -> tuple[list[bytes], int]:
-        """The complete lines in data (without terminators) and how many overlong lines were
-        dropped."""
-        self._buf += data.replace(b"\r", b"\n")
-        lines: list[bytes] = []
-        overlong = 0
-        while (end := self._buf.find(b"\n")) >= 0:
-            line = bytes(self._buf[:end])
-            del self._buf[: end + 1]
-            if self._discarding:
-                self._discarding = False  # the tail of an overlong line, already counted
-            elif len(line) > self._max_len:
-                overlong += 1
-            elif line.strip():
-                lines.append(line)
-        if len(self._buf) > self._max_len:
-            if not self._discarding:
-                overlong += 1
-                self._discarding = True
-            self._buf.clear()
-        return lines, overlong
-
-
-def parse_speed(line: bytes, regex: Pattern[str], *, factor: float, max_kmh: float):
-    """The speed in km/h in one line, or None when the line holds no plausible speed."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    number = search_speed(regex, text)
-    if number is None:
-        return None
-    # A plain decimal in ASCII digits only, whatever the pattern let through: float() would
-    # take "٣" for 3 (a pattern written with \d), "1_5" for 15 and "1e1" for 10. A comma is
-    # a decimal point ("1,5"): a treadmill speed never needs a thousands separator.
-    number = number.strip()
-    if not _PLAIN_DECIMAL.fullmatch(number):
-        return None
-    kmh = float(number.replace(",", ".")) * factor
-    if not math.isfinite(kmh) or kmh < 0.0 or kmh > max_kmh:
-        return None
-    return abs(kmh)  # "-0" is 0.0, never -0.0 (shown as "-0.0 km/h")
 
 
 def _compile_pattern(pattern: str) -> Pattern[str]:

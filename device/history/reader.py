@@ -167,7 +167,8 @@ class History:
             return Profile(name)
         stored = dict(zip((f.name for f in fields(Profile)), row, strict=True))
         flags = {"running_unlocked", "fast_session_done"}  # INTEGER 0/1 in SQLite
-        return Profile(**{c: bool(v) if c in flags else v for c, v in stored.items()})
+        values: dict[str, Any] = {c: bool(v) if c in flags else v for c, v in stored.items()}
+        return Profile(**values)
 
     def samples(self, session_id: int) -> list[Sample]:
         """One session's samples, oldest first."""
@@ -248,5 +249,7 @@ SAMPLE_ENVELOPE = (
 )
 
 
-def _session_row(row: tuple) -> SessionRow:
-    return SessionRow(*row[:3], row[3] and EndReason(row[3]), *row[4:])
+def _session_row(row: tuple[Any, ...]) -> SessionRow:
+    values = list(row)
+    values[3] = values[3] and EndReason(values[3])  # end_reason: NULL while it runs
+    return SessionRow(*values)

@@ -149,7 +149,7 @@ class Store(History):
         self._refuse_if_read_only()
         # Checked and serialised now so a bad event fails here, not every later flush.
         known = session_id is None or session_id in self._open_sessions
-        if not known and self.session(session_id) is None:
+        if not known and session_id is not None and self.session(session_id) is None:
             raise ValueError(f"there is no session {session_id}")
         if len(self._buffer) - self._buffered_samples >= MAX_BUFFERED_ROWS:
             self._let_go_of_the_oldest("event")
@@ -306,7 +306,7 @@ class Store(History):
         totals. If the disk refuses it the buffer is kept for the next flush to try again; a
         batch SQLite itself refuses (a constraint) would be refused forever, so it is counted
         as lost instead of blocking every write after it."""
-        db, newest = self._db, {}
+        db, newest = self._db, dict[int, float]()  # session id -> its newest sample's t
         try:
             with db:  # commits, or rolls back on an exception
                 db.execute("BEGIN IMMEDIATE")

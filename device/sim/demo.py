@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from gpiozero.pins.mock import MockFactory
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from device.config.kinds import ConfigError
 from device.config.load import format_config, load_config, merge_overrides
@@ -122,7 +122,7 @@ class Walker(threading.Thread):
         begin = time.monotonic()
         round_start = 0.0
         steps = list(self.steps)
-        releases: list[tuple[float, object]] = []
+        releases: list[tuple[float, MockPin]] = []
         while not self.stop_event.is_set():
             now = time.monotonic() - begin
             with self._lock:
@@ -153,7 +153,7 @@ class Walker(threading.Thread):
             return False
         return bool(self.relay.state) == self.config.outputs.relay_active_high
 
-    def _do(self, step: Step, now: float) -> list[tuple[float, object]]:
+    def _do(self, step: Step, now: float) -> list[tuple[float, MockPin]]:
         if step.action == "belt_kmh":
             self.belt.set_speed(step.value, ripple_pct=step.ripple_pct)
         elif step.action == "press":
@@ -191,7 +191,8 @@ def _lan_addresses() -> list[str]:
         infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
     except OSError:
         return []
-    return sorted({info[4][0] for info in infos if not info[4][0].startswith("127.")})
+    addresses = {str(info[4][0]) for info in infos}
+    return sorted(a for a in addresses if not a.startswith("127."))
 
 
 def run_demo(

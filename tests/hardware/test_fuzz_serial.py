@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device.config.model import SensorConfig
-from device.hardware.serial_speed import MAX_LINE_BYTES, UNIT_FACTORS, SerialSpeedSource
+from device.hardware.serial_speed import SerialSpeedSource
+from device.hardware.speed_line import MAX_LINE_BYTES, UNIT_FACTORS
 
 FUZZ = settings(max_examples=200, deadline=None)
 DEFAULT_PATTERN = SensorConfig().pattern
