@@ -24,8 +24,9 @@ import sdnotify
 
 from device.config.kinds import ConfigError
 from device.config.load import load_config
-from device.config.model import Config
+from device.config.model import Config, SensorKind
 from device.core.controller import CommandRefused, Controller
+from device.core.modes import ButtonName
 from device.core.tick import TickResult
 from device.hardware.buttons import ButtonPanel
 from device.hardware.hall import HallSensor
@@ -35,9 +36,17 @@ from device.hardware.serial_speed import SerialSpeedSource
 from device.hardware.source import SourceError
 from device.history.recorder import Recorder, load_controller
 from device.history.store import Store, StoreError
-from device.history.writer import HistoryWriter
-from device.inputs import Input, InputQueue
-from device.ipc.protocol import Command, IpcError, Request
+from device.history.writer import HistoryHealth, HistoryWriter
+from device.inputs import Input, InputKind, InputQueue
+from device.ipc.protocol import (
+    Command,
+    ControllerStatus,
+    DeviceStatus,
+    HealthStatus,
+    IpcError,
+    Request,
+    device_status,
+)
 from device.ipc.server import DeviceSocket
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
@@ -50,6 +59,27 @@ TICK_S = 0.1
 WATCHDOG_EVERY_S = 1.0
 # shorter than the socket client's 2 s, so the client hears this answer rather than a timeout
 COMMAND_TIMEOUT_S = 1.5
+
+
+def health_status(
+    history: HistoryHealth | None,
+    *,
+    sensor_rejected: int,
+    sensor_error: str | None,
+    inputs_dropped: int,
+) -> HealthStatus:
+    """The adapters' part of the status: `history` is None before the writer started."""
+    return {
+        "sensor_rejected": sensor_rejected,
+        "sensor_error": sensor_error,
+        "inputs_dropped": inputs_dropped,
+        "history": None if history is None else {
+            "ok": history.ok,
+            "error": history.error,
+            "unsaved_rows": history.unsaved_rows,
+            "lost_rows": history.lost_rows,
+        },
+    }  # fmt: skip
 
 
 class Daemon:
@@ -72,7 +102,7 @@ class Daemon:
         self.inputs = InputQueue()
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once the socket answers (the demo waits on it)
-        self._status: dict[str, Any] = {}
+        self._status: ControllerStatus | None = None  # the last tick's
         self._writer: HistoryWriter | None = None
         self._source: HallSensor | SerialSpeedSource | None = None  # for its counts
         self._dropped_seen, self._flooding = 0, False
@@ -84,37 +114,33 @@ class Daemon:
     def stop(self, *_args: Any) -> None:
         self.stopping.set()
 
-    def status(self) -> dict[str, Any]:
-        """The tick's status and the adapters' health; any thread."""
+    def status(self) -> DeviceStatus | None:
+        """The tick's status and the adapters' health (None until the daemon has its
+        controller: the socket does not answer before then); any thread."""
         status = self._status
+        if status is None:
+            return None
         writer = self._writer
         history = None if writer is None else writer.health()
         source = self._source
         if isinstance(source, SerialSpeedSource):
             rejected, source_error = source.rejected_lines, source.last_error
         else:  # a hall sensor's rejects are the edges its estimator took for bounces
-            rejected, source_error = (status.get("sensor") or {}).get("bounces", 0), None
-        return {
-            **status,
-            "history_error": history.error if history else None,
-            "health": {
-                "sensor_rejected": rejected,
-                "sensor_error": source_error,
-                "inputs_dropped": self._inputs_dropped(),
-                "history": None if history is None else {
-                    "ok": history.ok,
-                    "error": history.error,
-                    "unsaved_rows": history.unsaved_rows,
-                    "lost_rows": history.lost_rows,
-                },
-            },
-        }  # fmt: skip
+            rejected, source_error = status["sensor"]["bounces"], None
+        history_error = history.error if history else None
+        health = health_status(
+            history,
+            sensor_rejected=rejected,
+            sensor_error=source_error,
+            inputs_dropped=self._inputs_dropped(),
+        )
+        return device_status(status, history_error=history_error, health=health)
 
     def handle(self, request: Request) -> dict[str, Any]:
         """A socket command (status and subscribe never get here: the socket answers them
         from status()): run it on the tick thread and wait for its reply."""
         reply: Future = Future()
-        self.inputs.put(Input("command", self.clock(), request, reply))
+        self.inputs.put(Input(InputKind.COMMAND, self.clock(), request, reply))
         try:
             return reply.result(timeout=COMMAND_TIMEOUT_S)
         except FutureTimeout:
@@ -174,8 +200,8 @@ class Daemon:
             buttons = ButtonPanel(
                 start_pin=self.config.buttons.start_pin,
                 direction_pin=self.config.buttons.direction_pin,
-                on_press=lambda name, t: self.inputs.put(Input("press", t, name)),
-                on_release=lambda name, t: self.inputs.put(Input("release", t, name)),
+                on_press=lambda name, t: self.inputs.put(Input(InputKind.PRESS, t, name)),
+                on_release=lambda name, t: self.inputs.put(Input(InputKind.RELEASE, t, name)),
                 pin_factory=self.pin_factory,
                 clock=self.clock,
             )
@@ -201,16 +227,16 @@ class Daemon:
 
     def _open_sensor(self) -> HallSensor | SerialSpeedSource:
         sensor = self.config.sensor
-        if sensor.kind == "hall":
+        if sensor.kind == SensorKind.HALL:
             return HallSensor(
                 sensor.pin,
-                on_pulse=lambda t: self.inputs.put(Input("pulse", t)),
+                on_pulse=lambda t: self.inputs.put(Input(InputKind.PULSE, t)),
                 pin_factory=self.pin_factory,
                 clock=self.clock,
             )
         source = SerialSpeedSource.from_config(
             sensor,
-            on_speed=lambda t, kmh: self.inputs.put(Input("speed", t, kmh)),
+            on_speed=lambda t, kmh: self.inputs.put(Input(InputKind.SPEED, t, kmh)),
             clock=self.clock,
         )
         source.start()
@@ -222,7 +248,7 @@ class Daemon:
             return None
         return HallSensor(
             check.pin,
-            on_pulse=lambda t: self.inputs.put(Input("check_pulse", t)),
+            on_pulse=lambda t: self.inputs.put(Input(InputKind.CHECK_PULSE, t)),
             pin_factory=self.pin_factory,
             clock=self.clock,
             what="the check sensor",
@@ -282,20 +308,21 @@ class Daemon:
             self._apply(controller, item, now)
 
     def _apply(self, controller: Controller, item: Input, now: float) -> None:
-        if item.kind == "pulse":
+        # == rather than is: an InputKind is its string, and tests put the strings
+        if item.kind == InputKind.PULSE:
             controller.pulse(item.t)
-        elif item.kind == "check_pulse":
+        elif item.kind == InputKind.CHECK_PULSE:
             controller.check_pulse(item.t)
-        elif item.kind == "speed":
+        elif item.kind == InputKind.SPEED and isinstance(item.value, int | float):
             controller.speed_reading(item.t, item.value)
-        elif item.kind == "press":
-            if item.value == "start":
+        elif item.kind == InputKind.PRESS:
+            if item.value == ButtonName.START:
                 controller.start_down(item.t)
             else:
                 controller.direction_pressed(item.t)
-        elif item.kind == "release" and item.value == "start":
+        elif item.kind == InputKind.RELEASE and item.value == ButtonName.START:
             controller.start_up(item.t)
-        elif item.kind == "command":
+        elif item.kind == InputKind.COMMAND and isinstance(item.value, Request):
             assert item.reply is not None
             item.reply.set_result(self._command(controller, item.value, now))
             self._status = controller.status(now)  # a status read next shows what it did
@@ -306,7 +333,7 @@ class Daemon:
             if request.cmd is Command.RELOAD:
                 note = self._reload(controller, t)
             else:
-                controller.command(t, request.cmd.value, request.mode)
+                controller.command(t, request.cmd, request.mode)
         except (CommandRefused, ConfigError) as exc:
             return {"ok": False, "error": str(exc)}
         reply = {"ok": True, "status": controller.status(t)}

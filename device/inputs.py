@@ -16,22 +16,36 @@ import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+
+from device.core.modes import ButtonName
+from device.ipc.protocol import Request
 
 # Between two ticks (0.1 s) the fastest honest source gives a handful: a hall sensor at
 # 25 km/h 44 pulses a second, a serial bridge 1-50 lines. 500 is a hundred times that, and
 # small enough that applying them cannot take the tick's time in a flood.
 READINGS_LIMIT = 500
-READING_KINDS = frozenset({"pulse", "check_pulse", "speed"})
+
+
+class InputKind(StrEnum):
+    PULSE = "pulse"  # an edge of the speed sensor
+    CHECK_PULSE = "check_pulse"  # an edge of the check sensor
+    SPEED = "speed"  # a serial reading, value: km/h
+    PRESS = "press"  # value: the ButtonName
+    RELEASE = "release"  # value: the ButtonName
+    COMMAND = "command"  # value: the socket's Request, answered through `reply`
+
+
+READING_KINDS = frozenset({InputKind.PULSE, InputKind.CHECK_PULSE, InputKind.SPEED})
 
 
 @dataclass(frozen=True)
 class Input:
     """Something that happened outside the tick thread, with the time it happened."""
 
-    kind: str  # "pulse" | "check_pulse" | "speed" | "press" | "release" | "command"
+    kind: InputKind
     t: float
-    value: Any = None
+    value: float | ButtonName | Request | None = None  # as InputKind says for each kind
     reply: Future | None = None
 
 

@@ -15,15 +15,18 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from device.core.modes import ButtonName
 from web.site import site
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
 MAX_BELT_KMH = 20.0
-BUTTONS = ("start", "direction")
+BUTTONS = tuple(ButtonName)
 
 
 def _refuse(sentence: str):
+    # the error shape of web.protect.Refused, answered here: its handler answers JSON only
+    # under /api/, and the panel's script reads JSON from /demo/
     return jsonify({"ok": False, "error": sentence}), 400
 
 
@@ -65,5 +68,5 @@ def press():
     hold = _number(body.get("hold_s", 0.2))
     if hold is None or not 0.05 <= hold <= 5:
         return _refuse("hold_s must be a number of seconds from 0.05 to 5.")
-    site(current_app).demo.press(body["button"], hold_s=hold)
+    site(current_app).demo.press(ButtonName(body["button"]), hold_s=hold)
     return jsonify({"ok": True})

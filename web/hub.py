@@ -14,11 +14,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 
 from device.ipc.client import DeviceClient, DeviceOffline
+from device.ipc.protocol import DeviceStatus
 from web.site import site
 
 log = logging.getLogger("retrotread.web.hub")
@@ -48,7 +49,7 @@ class StatusHub:
         # a stream silent for stale_after_s raises DeviceOffline, so "stuck" becomes an event
         self._client = DeviceClient(socket_path, timeout=stale_after_s)
         self._changed = threading.Condition()
-        self._status: dict[str, Any] | None = None
+        self._status: DeviceStatus | None = None
         self._received_at = 0.0  # time.monotonic() of the newest status
         self._error = _NOT_YET
         self._seq = 0  # bumped on every new status and on going offline
@@ -73,17 +74,17 @@ class StatusHub:
         with self._changed:
             return self._why_offline()
 
-    def latest(self) -> dict[str, Any] | None:
+    def latest(self) -> DeviceStatus | None:
         """The newest status, or None when the daemon is offline or its status is stale."""
         with self._changed:
             return self._fresh()
 
-    def snapshot(self) -> tuple[int, dict[str, Any] | None]:
+    def snapshot(self) -> tuple[int, DeviceStatus | None]:
         """(seq, latest()) read together, to start a wait_newer() loop from."""
         with self._changed:
             return self._seq, self._fresh()
 
-    def wait_newer(self, seq: int, timeout: float) -> tuple[int, dict[str, Any] | None]:
+    def wait_newer(self, seq: int, timeout: float) -> tuple[int, DeviceStatus | None]:
         """Block until something newer than `seq` arrives (a status, or the daemon going
         offline), the hub closes, or `timeout` seconds pass; return (seq, latest())."""
         with self._changed:
@@ -94,7 +95,7 @@ class StatusHub:
         """Wait up to `timeout` seconds for the first connection attempt's result."""
         return self._answered.wait(timeout)
 
-    def _fresh(self) -> dict[str, Any] | None:
+    def _fresh(self) -> DeviceStatus | None:
         if self._status is None:
             return None
         if time.monotonic() - self._received_at > self.stale_after_s:
@@ -168,7 +169,9 @@ class StatusHub:
             self._changed.notify_all()
 
     def _arrived(self, line: dict[str, Any]) -> None:
-        status = {key: value for key, value in line.items() if key != "ok"}
+        # A DeviceStatus by the protocol, from another process (maybe another version):
+        # web/live_view.py reads every field for its type and never trusts this one.
+        status = cast(DeviceStatus, {key: value for key, value in line.items() if key != "ok"})
         with self._changed:
             if self._status is None:
                 log.info("device online at %s", self.socket_path)

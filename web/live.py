@@ -21,8 +21,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
+from device.ipc.protocol import DeviceStatus
 from web.hub import StatusHub, hub_for
 from web.live_view import Fields, mode_of, state_of, view
+from web.protect import Refused
 from web.site import site
 
 log = logging.getLogger("retrotread.web.live")
@@ -63,14 +65,14 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def status_body(status: Mapping[str, Any]) -> dict[str, Any]:
+def status_body(status: DeviceStatus) -> dict[str, Any]:
     return json_safe({"online": True, **status})
 
 
 # -- routes -----------------------------------------------------------------------------------
 
 
-def _page(status: Mapping[str, Any] | None, words: dict[str, str], offline: str | None) -> str:
+def _page(status: DeviceStatus | None, words: dict[str, str], offline: str | None) -> str:
     machine = site(current_app).config.machine.name
     if status is not None:
         machine = Fields(status).text("machine_name") or machine
@@ -99,31 +101,34 @@ def page() -> ResponseReturnValue:
     return _page(status, words, None if status is not None else offline_sentence(hub))
 
 
+@bp.after_request
+def _headers(response: Response) -> Response:
+    """Also on the answers web.protect gives for a Refused: a status is never cached, and a
+    viewer turned away knows when to come back."""
+    if request.endpoint == "live.status":
+        response.headers["Cache-Control"] = "no-store"
+    elif request.endpoint == "live.stream" and response.status_code == 503:
+        response.headers["Retry-After"] = "10"
+    return response
+
+
 @bp.get("/api/status")
 def status() -> tuple[Response, int]:
     hub = hub_for(current_app)
     latest = hub.latest()
-    if latest is None:
-        reply = jsonify(online=False, error=offline_sentence(hub))
-        code = 503
-    else:
-        reply, code = jsonify(status_body(latest)), 200
-    reply.headers["Cache-Control"] = "no-store"
-    return reply, code
+    if latest is None:  # "online" beside the one error shape: what the stream says too
+        raise Refused(offline_sentence(hub), 503, online=False)
+    return jsonify(status_body(latest)), 200
 
 
 @bp.get("/api/stream")
-def stream() -> Response | tuple[Response, int]:
+def stream() -> Response:
     hub = hub_for(current_app)
     viewers = _viewers(current_app)
     limit = int(current_app.config.get("RETROTREAD_MAX_STREAMS", DEFAULT_MAX_STREAMS))
     if not viewers.enter(limit):
-        reply = jsonify(
-            online=hub.online,
-            error=f"{limit} live viewers are already connected; close one, or retry soon.",
-        )
-        reply.headers["Retry-After"] = "10"
-        return reply, 503
+        sentence = f"{limit} live viewers are already connected; close one, or retry soon."
+        raise Refused(sentence, 503, online=hub.online)
     response = Response(_events(hub), mimetype="text/event-stream", headers=STREAM_HEADERS)
     # waitress closes the response when the viewer leaves, even before the first event
     response.call_on_close(viewers.leave)

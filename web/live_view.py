@@ -2,12 +2,12 @@
 server-rendered page and for every streamed status, so the page reads the same with and
 without JavaScript.
 
-The status arrives as JSON from another process (possibly another version of it), so every
-field is read for its type here and never trusted: a missing field reads as absent, a field
-of the wrong type (a speed of "fast", a sensor of 5, a warning of [1]) reads as unknown. No
-status can make view() raise. Where a field matters for safety, unknown never reads as fine:
-a sensor that cannot be read is not "ok", an unreadable warning still shows the banner, an
-unreadable cap_enforced counts as not enforced.
+The status is a device.ipc.protocol.DeviceStatus, but it arrives as JSON from another process
+(possibly another version of it), so every field is read for its type here and never trusted:
+a missing field reads as absent, a field of the wrong type (a speed of "fast", a sensor of 5,
+a warning of [1]) reads as unknown. No status can make view() raise. Where a field matters for
+safety, unknown never reads as fine: a sensor that cannot be read is not "ok", an unreadable
+warning still shows the banner, an unreadable cap_enforced counts as not enforced.
 """
 
 from __future__ import annotations
@@ -16,12 +16,21 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from device.config.model import SensorKind
 from device.core.program import GUEST
+from device.ipc.protocol import DeviceStatus
+from web import formats
 
 STATE_WORDS = {"idle": "Idle", "running": "Running", "paused": "Paused"}
 MODES = ("forward", "backward")
 SHOWN_TEXT_CHARS = 300  # a sentence from the device; longer is cut, never the page's layout
 UNKNOWN = "unknown"
+SENSOR_WORDS: dict[str, str] = {SensorKind.HALL: "hall sensor", SensorKind.SERIAL: "serial speed"}
+# what a sensor of each kind rejects, one and many
+READINGS_OF: dict[str, tuple[str, str]] = {
+    SensorKind.SERIAL: ("line", "lines"),
+    SensorKind.HALL: ("pulse", "pulses"),
+}
 
 OFFLINE_VIEW = {"speed": "--", "mode": "", "state": "Offline", "elapsed": "--:--",
                 "distance": "--", "kcal": "--", "cap": "", "level": "", "program": "",
@@ -81,18 +90,7 @@ class Fields:
         return value if isinstance(value, list) else None
 
 
-# -- one formatter per quantity ---------------------------------------------------------------
-
-
-def clock(seconds: float, *, pad: bool = False) -> str:
-    """m:ss (mm:ss with `pad`), minutes unbounded: 75:02 after an hour and a quarter."""
-    whole = max(0, int(seconds))
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes:02d}:{secs:02d}" if pad else f"{minutes}:{secs:02d}"
-
-
-def km_h(value: float) -> str:
-    return f"{value:.1f} km/h"
+# -- the quantities: web.formats, one formatter each ----------------------------------------
 
 
 def _plural(count: int, one: str, many: str) -> str:
@@ -108,10 +106,10 @@ def _cap(s: Fields) -> str:
     cap = s.number("cap_kmh")
     if cap is None:
         return f"cap {UNKNOWN}"
-    text = f"cap {km_h(cap)}"
+    text = f"cap {formats.km_h(cap)}"
     next_cap, next_in = s.number("next_cap_kmh"), s.number("next_cap_in_s")
     if next_cap is not None and next_in is not None:
-        text += f", {next_cap:.1f} in {clock(math.ceil(next_in))}"
+        text += f", {next_cap:.1f} in {formats.stopwatch(math.ceil(next_in))}"
     return text
 
 
@@ -144,7 +142,7 @@ def _sensor(s: Fields) -> str:
     if sensor is None and s.present("sensor"):
         return f"sensor: {UNKNOWN}"  # never "ok" for a sensor report that cannot be read
     sensor = sensor or Fields({})
-    kind = {"hall": "hall sensor", "serial": "serial speed"}.get(sensor.text("kind") or "")
+    kind = SENSOR_WORDS.get(sensor.text("kind") or "")
     kind = kind or "sensor"
     if sensor.flag("checked"):
         kind += " + check"
@@ -214,7 +212,7 @@ def _warning_detail(s: Fields) -> str:
     speed, cap = warning.number("speed_kmh"), warning.number("cap_kmh")
     if speed is None or cap is None:
         return ""
-    return f"{km_h(speed)} against a cap of {km_h(cap)}"
+    return f"{formats.km_h(speed)} against a cap of {formats.km_h(cap)}"
 
 
 def _level(s: Fields) -> str:
@@ -230,7 +228,7 @@ def _distance(s: Fields) -> str:
     distance = s.number("distance_m")
     if distance is None:
         return "--"
-    return f"{distance:.0f} m" if distance < 1000 else f"{distance / 1000:.2f} km"
+    return formats.distance(distance)
 
 
 def _counted(fields: Fields, key: str, one: str, many: str, verb: str) -> str:
@@ -271,9 +269,7 @@ def _health(s: Fields) -> str:
     if health is None:
         return f"{UNKNOWN} (the device's health report cannot be read)"
     sensor_kind = (s.table("sensor") or Fields({})).text("kind") or ""
-    one, many = {"serial": ("line", "lines"), "hall": ("pulse", "pulses")}.get(
-        sensor_kind, ("reading", "readings")
-    )
+    one, many = READINGS_OF.get(sensor_kind, ("reading", "readings"))
     sensor = [_counted(health, "sensor_rejected", one, many, "rejected")]
     error = health.text("sensor_error")
     if error:
@@ -292,13 +288,13 @@ def _health(s: Fields) -> str:
     return " · ".join(shown) if shown else "all good"
 
 
-def mode_of(status: Mapping[str, Any] | None) -> str:
+def mode_of(status: DeviceStatus | None) -> str:
     """ "forward", "backward", or "" for no status or one whose mode cannot be read."""
     mode = Fields(status).text("mode")
     return mode if mode in MODES else ""
 
 
-def state_of(status: Mapping[str, Any] | None) -> str:
+def state_of(status: DeviceStatus | None) -> str:
     """ "idle", "running", "paused", or "offline" for no status, "unknown" for an odd one."""
     if status is None:
         return "offline"
@@ -306,7 +302,7 @@ def state_of(status: Mapping[str, Any] | None) -> str:
     return state if state in STATE_WORDS else UNKNOWN
 
 
-def view(status: Mapping[str, Any] | None) -> dict[str, str]:
+def view(status: DeviceStatus | None) -> dict[str, str]:
     """The page's words for one status (None: the daemon is offline). Speeds km/h,
     distances m or km, times m:ss. Never raises, whatever the status holds."""
     if status is None:
@@ -319,7 +315,7 @@ def view(status: Mapping[str, Any] | None) -> dict[str, str]:
         "speed": "--" if speed is None else f"{speed:.1f}",
         "mode": mode_of(status).upper() or ("" if not s.present("mode") else "?"),
         "state": state_words,
-        "elapsed": "--:--" if elapsed is None else clock(elapsed, pad=True),
+        "elapsed": "--:--" if elapsed is None else formats.stopwatch(elapsed, pad=True),
         "distance": _distance(s),
         "kcal": "--" if kcal is None else f"{kcal:.0f} kcal",
         "cap": _cap(s),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from device.calibrate.arithmetic import (
     CONSOLE_READS_FAST_PCT,
@@ -40,7 +41,7 @@ from device.calibrate.arithmetic import (
 from device.calibrate.rig import Rig, count_belt, read_bridge
 from device.config.kinds import ConfigError
 from device.config.load import DEFAULT_PATH, load_config
-from device.config.model import Config
+from device.config.model import Config, SensorKind
 
 DEFAULT_SECONDS = 30.0
 DESCRIPTION = """\
@@ -64,7 +65,7 @@ RESTART_DAEMON = "sudo systemctl restart retrotread-device"
 def _ready(rig: Rig, config: Config, console_kmh: float, seconds: float) -> None:
     """Tell the person what to do, and wait for Enter."""
     say = rig.terminal.say
-    if config.sensor.kind == "serial":
+    if config.sensor.kind == SensorKind.SERIAL:
         say(f"Reading the speed bridge on {config.sensor.url} for {seconds:g} s.")
     else:
         say(f"Counting pulses from the hall sensor on GPIO {config.sensor.pin} for {seconds:g} s.")
@@ -81,7 +82,7 @@ def measure_kmh(
 ) -> SpeedCheck:
     """One check: what retrotread reads with the belt at `console_kmh` on the console."""
     _ready(rig, config, console_kmh, seconds)
-    if config.sensor.kind == "serial":
+    if config.sensor.kind == SensorKind.SERIAL:
         return SpeedCheck(console_kmh, read_bridge(config, seconds=seconds, rig=rig).mean_kmh)
     count = count_belt(config, seconds=seconds, console_kmh=console_kmh, rig=rig)
     _report_count(rig, count)
@@ -163,7 +164,7 @@ def _calibrate_hall(args, config: Config, rig: Rig) -> Result | None:
             "A change this large usually means a magnet more or less than you counted, or a "
             "wrong console speed: check before you --write."
         )
-    if config.sensor.kind == "serial":
+    if config.sensor.kind == SensorKind.SERIAL:
         rig.terminal.say(
             '[sensor] kind is "serial": meters_per_pulse counts only with a hall sensor.'
         )
@@ -242,7 +243,7 @@ def _run(args, rig: Rig) -> int:
     except ConfigError as exc:
         raise CalibrationError(str(exc)) from None
     path = args.config or DEFAULT_PATH
-    bridge = config.sensor.kind == "serial"
+    bridge = config.sensor.kind == SensorKind.SERIAL
     say = rig.terminal.say
     say(f"Config: {source}.")
     result = (_calibrate_bridge if bridge else _calibrate_hall)(args, config, rig)
@@ -264,7 +265,8 @@ def _run_check(args, config: Config, result: Result | None, rig: Rig) -> None:
     """Read the belt at the two --check speeds with the new meters_per_pulse or serial_scale
     (or the current one) and say what the errors mean."""
     if result is not None:
-        config = replace(config, sensor=replace(config.sensor, **{result.key: result.value}))
+        calibrated: dict[str, Any] = {result.key: result.value}  # a float [sensor] key
+        config = replace(config, sensor=replace(config.sensor, **calibrated))
     mpp = config.sensor.meters_per_pulse
     checks = [
         measure_kmh(config, mpp=mpp, console_kmh=kmh, seconds=args.seconds, rig=rig)
@@ -276,7 +278,7 @@ def _run_check(args, config: Config, result: Result | None, rig: Rig) -> None:
             f"{check.measured_kmh:.2f} km/h ({signed_pct(check.error_pct)})."
         )
     setting, current = "[sensor] meters_per_pulse", mpp
-    if config.sensor.kind == "serial":
+    if config.sensor.kind == SensorKind.SERIAL:
         setting, current = "[sensor] serial_scale", config.sensor.serial_scale
     for line in check_verdict(checks, setting=setting, current=current):
         rig.terminal.say(line)

@@ -8,10 +8,16 @@ all the core may know of configuration: no file, no parsing, no rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 # A pin value of None means "not fitted" (written as "none" in the TOML file).
 Pin = int | None
+
+
+class SensorKind(StrEnum):
+    HALL = "hall"  # edges from a hall or reed sensor on a roller
+    SERIAL = "serial"  # speeds from a serial bridge or the console
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class CheckSensorConfig:
 
 @dataclass(frozen=True)
 class SensorConfig:
-    kind: str = "hall"  # "hall" | "serial"
+    kind: SensorKind = SensorKind.HALL
     pin: int = 17
     # one magnet on a 50 mm front roller: pi * 0.050 m; calibrate for the real machine
     meters_per_pulse: float = 0.157
@@ -50,7 +56,7 @@ class SensorConfig:
         """What the daemon's sensor adapter is opened with: a reload that changes any of it
         needs a restart, and says so. Serial: exactly what SerialSpeedSource.from_config
         passes on, so a setting added there cannot be forgotten here."""
-        if self.kind == "serial":
+        if self.kind == SensorKind.SERIAL:
             return (self.kind, *self.serial_settings().items())
         return (self.kind, self.pin)
 

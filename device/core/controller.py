@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from device.config.model import Config
+from device.config.model import Config, SensorKind
 from device.core.events import Event, EventKind
 from device.core.gate import start_refusal
 from device.core.governor import CapSchedule, Governor
@@ -20,10 +20,11 @@ from device.core.modes import EndReason, Mode, SessionState
 from device.core.program import Profile, SessionSummary
 from device.core.progression import Progression
 from device.core.sensor_watch import SensorWatch
-from device.core.session import SessionMachine
+from device.core.session import SessionAction, SessionMachine
 from device.core.signals import LedPattern, Tune
-from device.core.status import device_status
-from device.core.tick import OutputChange, Sample, TickResult
+from device.core.status import ControllerStatus, controller_status, sensor_status
+from device.core.tick import Output, OutputChange, Sample, TickResult
+from device.errors import RetrotreadError
 
 SAMPLE_EVERY_S = 1.0
 # Forward and back to backward within this long, at a speed under the cap the walker had,
@@ -40,7 +41,7 @@ EVENT_TUNES = {
 }
 
 
-class CommandRefused(Exception):
+class CommandRefused(RetrotreadError):
     """A command that cannot be carried out now; str() is the sentence for the user."""
 
 
@@ -67,7 +68,7 @@ class Controller:
             hold_s=config.buttons.hold_s,
             fast_kmh=config.program.running_unlock_kmh,
         )
-        self.uses_pulses = config.sensor.kind == "hall"
+        self.uses_pulses = config.sensor.kind == SensorKind.HALL
         self.sensor = SensorWatch.for_sensor(config.sensor)
         self._last_cap: float | None = None  # the session's cap at the last tick
         self._turned: tuple[float, float, float] | None = None  # forward at: t, walked, cap
@@ -101,7 +102,7 @@ class Controller:
         self.sensor.start_pressed(t)
         self._carry_out(t, self.guard.release_latch(t))
         action = self.session.start_up(t)
-        if action == "end":
+        if action is SessionAction.END:
             self._emit(self.session.end(t, EndReason.BUTTON))
         elif action is not None:
             self._attempt(t, action, reason="button")
@@ -118,22 +119,21 @@ class Controller:
                 raise CommandRefused('The "mode" command needs "mode": "forward" or "backward".')
             self._set_mode(t, mode, reason="command")
             return
-        if cmd == "end":
+        if cmd == SessionAction.END:
             if state is SessionState.IDLE:
                 raise CommandRefused("There is no session to end.")
             self._emit(self.session.end(t, EndReason.COMMAND))
             return
-        allowed = {"start": SessionState.IDLE, "pause": SessionState.RUNNING}
-        allowed["resume"] = SessionState.PAUSED
-        if cmd not in allowed:
+        if cmd not in (SessionAction.START, SessionAction.PAUSE, SessionAction.RESUME):
             raise CommandRefused(f"Unknown command {cmd!r}.")
-        if state is not allowed[cmd]:
-            raise CommandRefused(f"Cannot {cmd} while the session is {state.value}.")
-        if cmd == "resume" and self.guard.latched:
+        action = SessionAction(cmd)
+        if action is not self.session.short_press_action():  # allowed when START would do it
+            raise CommandRefused(f"Cannot {action} while the session is {state.value}.")
+        if action is SessionAction.RESUME and self.guard.latched:
             raise CommandRefused(
                 "The safety stop is latched: press START on the treadmill to release it."
             )
-        if not self._attempt(t, cmd, reason="command"):
+        if not self._attempt(t, action, reason="command"):
             raise CommandRefused(self.message)
 
     def reconfigure(self, t: float, config: Config) -> str:
@@ -228,9 +228,9 @@ class Controller:
         if self.session.belt_running_for(t) == 0:
             self._auto_refused = False  # the belt stopped: a new run may be refused afresh
         if self.session.wants_auto_start(t):
-            self._auto_attempt(t, "start")
+            self._auto_attempt(t, SessionAction.START)
         elif self.session.wants_auto_resume(t):
-            self._auto_attempt(t, "resume")
+            self._auto_attempt(t, SessionAction.RESUME)
         belt = self.belt(t)
         self._last_cap = belt.session_cap_kmh
         self._carry_out(t, self.guard.step(t, belt))
@@ -266,13 +266,24 @@ class Controller:
 
     # -- status for the socket and the dashboard ---------------------------------------------
 
-    def status(self, t: float) -> dict[str, Any]:
+    def status(self, t: float) -> ControllerStatus:
         """What the dashboard and the socket show; see device/core/status.py."""
-        return device_status(self, t)
+        return controller_status(
+            self.config,
+            self.session,
+            schedule=self.cap(t),
+            limit=self.guard.limit_at(t, self.belt(t)),  # as of now: a reload shows
+            speed_kmh=self.speed_kmh(t),
+            mean_kmh=self.mean_kmh(t),
+            progression=self.progression.status(t + self.wall_offset),
+            sensor=sensor_status(self.config.sensor, self.sensor),
+            guard=self.guard.status(),
+            message=self.message,
+        )
 
     # -- decisions ----------------------------------------------------------------------------
 
-    def _auto_attempt(self, t: float, action: str) -> None:
+    def _auto_attempt(self, t: float, action: SessionAction) -> None:
         """The belt asks to start or resume at every tick while it runs; a refusal is said
         (event, beeps) once per run of the belt, then retried quietly until the walker slows
         the belt to the start cap."""
@@ -283,9 +294,9 @@ class Controller:
             return  # a slow belt just started: wait for the edges that tell its speed
         self._auto_refused = not self._attempt(t, action, reason="belt running")
 
-    def _attempt(self, t: float, action: str, *, reason: str) -> bool:
+    def _attempt(self, t: float, action: SessionAction, *, reason: str) -> bool:
         """Start or resume if the belt allows it, pause otherwise. Returns False on refusal."""
-        if action in ("start", "resume"):
+        if action in (SessionAction.START, SessionAction.RESUME):
             refusal = self._start_refusal(t)
             if refusal is not None:
                 self.message = refusal["reason"]
@@ -296,13 +307,15 @@ class Controller:
                     self._emit(self.guard.start_refused(t, self.belt(t)))
                 return False
         self.message = ""
-        if action == "start":
+        if action is SessionAction.START:
             self.guard.session_started()
             walker = self.progression.session_started()
             told = {"profile": walker.name, "level": self.progression.level}
             self._emit(self.session.start(t, reason=reason, body_kg=walker.weight_kg, walker=told))
         else:
-            transition = {"pause": self.session.pause, "resume": self.session.resume}[action]
+            transition = (
+                self.session.resume if action is SessionAction.RESUME else self.session.pause
+            )
             self._emit(transition(t, reason=reason))
         return True
 
@@ -362,7 +375,7 @@ class Controller:
     def _set_led(self, t: float, pattern: LedPattern) -> None:
         if pattern is not self._led:
             self._led = pattern
-            self._pending.outputs.append(OutputChange(t, "led", pattern.value))
+            self._pending.outputs.append(OutputChange(t, Output.LED, pattern))
 
     def _carry_out(self, t: float, actions: Actions) -> None:
         """Do what the guard decided: record its events, pause on an enforced stop, switch
@@ -375,12 +388,12 @@ class Controller:
         if actions.pause:  # its own tune, "stopped", says more than the pause beeps
             self._pending.events += self.session.pause(t, reason="enforced stop")
         if actions.relay is not None:
-            self._pending.outputs.append(OutputChange(t, "relay", actions.relay.value))
+            self._pending.outputs.append(OutputChange(t, Output.RELAY, actions.relay))
         if actions.warning_light is True:
             self._set_led(t, WARNING_LIGHT)
         elif actions.warning_light is False:
             self._show_mode(t)
-        beeping = any(change.name == "buzzer" for change in self._pending.outputs)
+        beeping = any(change.name is Output.BUZZER for change in self._pending.outputs)
         if actions.tune is Tune.SILENT and beeping:
             pass  # a session tune this tick already replaced the warning beeps: let it sound
         elif actions.tune is not None:
@@ -399,4 +412,4 @@ class Controller:
                 self.message = WALKER_READS.get(event.kind, self.message).format(**event.details)
 
     def _beep(self, t: float, tune: Tune) -> None:
-        self._pending.outputs.append(OutputChange(t, "buzzer", tune.value))
+        self._pending.outputs.append(OutputChange(t, Output.BUZZER, tune))

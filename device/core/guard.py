@@ -38,6 +38,7 @@ from device.core.modes import Mode, SessionState
 from device.core.overspeed import OK, Decision, Limit, OverspeedWatch, Verdict
 from device.core.sensor_trust import TRUSTED, SensorVerdict
 from device.core.signals import LedPattern, RelayState, Tune, warning_tune
+from device.core.status import GuardStatus, WarningStatus
 
 RELEASE_AFTER_S = 2.0  # an ended session's cap lets go after this long at the start line
 RESTART_WATCH_S = 120.0  # after an enforced stop, a restart is watched this long
@@ -185,9 +186,9 @@ class Guard:
     def restart_watched(self, t: float) -> bool:
         return self.stopped_at is not None and t - self.stopped_at < RESTART_WATCH_S
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> GuardStatus:
         d, limit = self.decision, self.limit
-        warning = None
+        warning: WarningStatus | None = None
         if d.verdict is not Verdict.OK:
             warning = {
                 "reason": d.reason,

@@ -15,6 +15,13 @@ class Mode(StrEnum):
         return Mode.FORWARD if self is Mode.BACKWARD else Mode.BACKWARD
 
 
+class ButtonName(StrEnum):
+    """The treadmill's two buttons."""
+
+    START = "start"  # short press: start, pause, resume; long press: end
+    DIRECTION = "direction"  # toggles the mode
+
+
 class SessionState(StrEnum):
     IDLE = "idle"
     RUNNING = "running"

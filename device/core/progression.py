@@ -8,9 +8,6 @@ from the controller's wall-clock offset, never from a clock read here.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from device.config.model import Config
 from device.core.events import Event
 from device.core.program import (
@@ -23,6 +20,7 @@ from device.core.program import (
     week_progress,
 )
 from device.core.session import SessionTotals
+from device.core.status import ProgressionStatus, program_status
 
 
 class Progression:
@@ -80,7 +78,7 @@ class Progression:
         self.profile = self.walker = updated
         return updated, events
 
-    def status(self, now_epoch: float) -> dict[str, Any]:
+    def status(self, now_epoch: float) -> ProgressionStatus:
         progress = week_progress(
             self.profile.program_started_at, self.recent, now_epoch, self.config
         )
@@ -88,5 +86,5 @@ class Progression:
             "profile": self.profile.name,
             "level": self.level,
             "running_unlocked": self.running,
-            "program": asdict(progress),
+            "program": program_status(progress),
         }

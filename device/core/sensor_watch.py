@@ -5,7 +5,7 @@ is an argument. What each verdict means is in device/core/sensor_trust.py.
 
 from __future__ import annotations
 
-from device.config.model import SensorConfig
+from device.config.model import SensorConfig, SensorKind
 from device.core.readings import ReadingSpeed
 from device.core.sensor_trust import (
     AGREE_KMH,
@@ -54,7 +54,7 @@ class SensorWatch:
     @classmethod
     def for_sensor(cls, sensor: SensorConfig) -> SensorWatch:
         """The sources a [sensor] table describes, fresh: nothing seen yet."""
-        pulses = sensor.kind == "hall"
+        pulses = sensor.kind == SensorKind.HALL
         top = sensor.max_speed_kmh
         primary = SpeedEstimator(sensor.meters_per_pulse, max_speed_kmh=top)
         check = sensor.check

@@ -9,12 +9,22 @@ call; the controller asks it before calling `start` or `resume`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from device.config.model import SessionConfig
 from device.core.energy import EnergyMeter
 from device.core.events import Event, EventKind
 from device.core.modes import EndReason, Mode, SessionState
+
+
+class SessionAction(StrEnum):
+    """What a START press asks of the session (and a dashboard command of the same name)."""
+
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    END = "end"  # a long press
 
 
 @dataclass
@@ -116,7 +126,7 @@ class SessionMachine:
         self._start_down_at = t
         self._hold_fired = False
 
-    def start_up(self, t: float) -> str | None:
+    def start_up(self, t: float) -> SessionAction | None:
         """The START button was released. Returns the action the press asks for ("start",
         "pause", "resume", or "end" for a hold no tick has seen yet), or None when the hold was
         already acted on or no press was seen. The controller decides whether it goes ahead."""
@@ -126,14 +136,14 @@ class SessionMachine:
         if t - down_at >= self.hold_s:
             # held long enough but released before a tick saw it: still a long press
             self._hold_fired = True
-            return "end"
+            return SessionAction.END
         return self.short_press_action()
 
-    def short_press_action(self) -> str:
+    def short_press_action(self) -> SessionAction:
         return {
-            SessionState.IDLE: "start",
-            SessionState.RUNNING: "pause",
-            SessionState.PAUSED: "resume",
+            SessionState.IDLE: SessionAction.START,
+            SessionState.RUNNING: SessionAction.PAUSE,
+            SessionState.PAUSED: SessionAction.RESUME,
         }[self.state]
 
     def start_held(self, t: float) -> bool:

@@ -4,18 +4,26 @@ and what must be saved. The daemon and the simulator record it; nothing here doe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from device.core.events import Event
 from device.core.modes import Mode, SessionState
 from device.core.program import Profile
 from device.core.session import SessionTotals
+from device.core.signals import LedPattern, RelayState, Tune
+
+
+class Output(StrEnum):
+    LED = "led"
+    BUZZER = "buzzer"
+    RELAY = "relay"
 
 
 @dataclass(frozen=True)
 class OutputChange:
     t: float
-    name: str  # "led" | "buzzer" | "relay"
-    state: str  # a LedPattern, a Tune or a RelayState value
+    name: Output
+    state: LedPattern | Tune | RelayState  # a LedPattern for the LED, and so on
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,15 @@ from collections.abc import Callable
 
 from gpiozero import Button
 
+from device.core.modes import ButtonName
 from device.hardware.pins import SETUP_ERRORS, PinError, explain_pin_error
 
 DEBOUNCE_S = 0.05
 
 
 class ButtonPanel:
-    """Calls `on_press(name, t)` and `on_release(name, t)` with name "start" or "direction"
-    and t in monotonic seconds. Callbacks run on gpiozero's thread: keep them short (the
+    """Calls `on_press(name, t)` and `on_release(name, t)` with name a ButtonName (START or
+    DIRECTION) and t in monotonic seconds. Callbacks run on gpiozero's thread: keep them short (the
     daemon puts them on its tick queue)."""
 
     def __init__(
@@ -29,19 +30,19 @@ class ButtonPanel:
         *,
         start_pin: int,
         direction_pin: int,
-        on_press: Callable[[str, float], None],
-        on_release: Callable[[str, float], None],
+        on_press: Callable[[ButtonName, float], None],
+        on_release: Callable[[ButtonName, float], None],
         pin_factory=None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._clock = clock
         self._on_press = on_press
         self._on_release = on_release
-        self._last_edge: dict[str, float] = {}
-        self._down: dict[str, bool] = {}
-        self.buttons: dict[str, Button] = {}
+        self._last_edge: dict[ButtonName, float] = {}
+        self._down: dict[ButtonName, bool] = {}
+        self.buttons: dict[ButtonName, Button] = {}
         self._lock = threading.Lock()
-        for name, pin in (("start", start_pin), ("direction", direction_pin)):
+        for name, pin in ((ButtonName.START, start_pin), (ButtonName.DIRECTION, direction_pin)):
             try:
                 button = Button(pin, pull_up=True, pin_factory=pin_factory)
             except SETUP_ERRORS as exc:
@@ -52,14 +53,14 @@ class ButtonPanel:
             button.when_released = self._edge(name, pressed=False)
             self.buttons[name] = button
 
-    def _edge(self, name: str, *, pressed: bool) -> Callable[[], None]:
+    def _edge(self, name: ButtonName, *, pressed: bool) -> Callable[[], None]:
         def fire() -> None:
             with self._lock:
                 self._take(name, pressed, self._clock())
 
         return fire
 
-    def _take(self, name: str, pressed: bool, t: float) -> None:
+    def _take(self, name: ButtonName, pressed: bool, t: float) -> None:
         if self._down.get(name, False) == pressed:
             return  # a repeated edge in the same direction: contact bounce
         if t - self._last_edge.get(name, float("-inf")) < DEBOUNCE_S:
@@ -75,7 +76,7 @@ class ButtonPanel:
         self._last_edge[name] = t
         (self._on_press if pressed else self._on_release)(name, t)
 
-    def _settle(self, name: str) -> None:
+    def _settle(self, name: ButtonName) -> None:
         with self._lock:
             button = self.buttons.get(name)
             if button is not None and self._down.get(name) and not button.is_pressed:

@@ -89,12 +89,7 @@ class Recorder:
                 self.session_ids.append(self.session_id)
             elif event.kind is EventKind.MODE_CHANGED and self.session_id is not None:
                 self.store.start_segment(self.session_id, at, event.details["mode"])
-            self.store.add_event(
-                at,
-                event.kind.value,
-                event.details,
-                session_id=self.session_id,
-            )
+            self.store.add_event(at, event.kind, event.details, session_id=self.session_id)
             if event.kind is EventKind.SESSION_ENDED and self.session_id is not None:
                 self.store.end_session(
                     self.session_id, at, event.details["reason"], **(entry.totals or {})
@@ -107,8 +102,8 @@ class Recorder:
                     session_id=self.session_id,
                     t=self.wall(sample.t),
                     speed_kmh=sample.speed_kmh,
-                    mode=sample.mode.value,
-                    state=sample.state.value,
+                    mode=sample.mode,
+                    state=sample.state,
                     cap_kmh=sample.cap_kmh,
                 )
             )
@@ -125,6 +120,7 @@ class Recorder:
         rows = []
         for session_id in self.session_ids:
             row = self.store.session(session_id)
+            assert row is not None, "a session this recorder opened"
             rows.append(
                 {
                     "id": row.id,

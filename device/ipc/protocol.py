@@ -13,6 +13,14 @@ from typing import Any
 
 from device.core.modes import Mode
 
+# The status every status and subscribe line carries (after its "ok"): built in
+# device/core/status.py, the protocol's own type for the daemon and the web.
+from device.core.status import ControllerStatus as ControllerStatus
+from device.core.status import DeviceStatus as DeviceStatus
+from device.core.status import HealthStatus as HealthStatus
+from device.core.status import device_status as device_status
+from device.errors import RetrotreadError
+
 MAX_LINE_BYTES = 4096
 SOCKET_NAME = "device.sock"
 DEFAULT_RUNTIME_DIR = "/run/retrotread"
@@ -36,16 +44,34 @@ class Request:
     cmd: Command
     mode: Mode | None = None  # set only for Command.MODE
 
+    def message(self) -> dict[str, str]:
+        """The request as the socket takes it: {"cmd": ...}, and "mode" for Command.MODE."""
+        return {"cmd": self.cmd} if self.mode is None else {"cmd": self.cmd, "mode": self.mode}
 
-class RequestError(ValueError):
+
+@dataclass(frozen=True)
+class Spelling:
+    """How one party writes a command: the socket's {"cmd": "start"} lines, the dashboard's
+    {"action": "start"} bodies. The checks are the same for both (request_from); only the
+    words of their sentences differ, and which commands each may send."""
+
+    key: str  # the field that names the command
+    noun: str  # the whole object, in a sentence: "request", "body"
+    listed: str  # what the allowed names are called: "commands", "actions"
+    commands: tuple[Command, ...]
+    names_wrong_type: bool = True  # a key that is no string: named by its JSON type, or unknown
+    says_whose_keys: bool = True  # "the request has unexpected keys", or "unexpected keys"
+
+
+class RequestError(RetrotreadError, ValueError):
     """A request line the daemon cannot accept; str(error) is one sentence for the client."""
 
 
-class IpcError(Exception):
+class IpcError(RetrotreadError):
     """The device socket cannot be served or reached; str(error) is one sentence."""
 
 
-_COMMANDS = ", ".join(command.value for command in Command)
+SOCKET = Spelling(key="cmd", noun="request", listed="commands", commands=tuple(Command))
 _MODES = " or ".join(f'"{mode.value}"' for mode in Mode)
 _EXAMPLE = '{"cmd": "status"}'
 TOO_LONG = (
@@ -86,27 +112,35 @@ def parse_request(line: bytes) -> Request:
         raise RequestError(
             f"the request must be a JSON object, not {_json_type(message)}; send e.g. {_EXAMPLE}."
         )
-    if "cmd" not in message:
-        raise RequestError(f'the request has no "cmd"; allowed commands: {_COMMANDS}.')
-    value = message["cmd"]
-    if not isinstance(value, str):
-        raise RequestError(
-            f'"cmd" must be a string, not {_json_type(value)}; allowed commands: {_COMMANDS}.'
-        )
-    try:
-        cmd = Command(value)
-    except ValueError:
-        raise RequestError(f"unknown cmd {_quote(value)}; allowed commands: {_COMMANDS}.") from None
-    allowed = {"cmd", "mode"} if cmd is Command.MODE else {"cmd"}
+    return request_from(message, SOCKET)
+
+
+def request_from(message: dict[str, Any], spelling: Spelling) -> Request:
+    """Turn one decoded JSON object into a Request, checked as `spelling` writes commands.
+
+    Raises RequestError with one sentence naming the problem and what is allowed.
+    """
+    key, commands = spelling.key, spelling.commands
+    allowed_names = f"allowed {spelling.listed}: {', '.join(commands)}."
+    if key not in message:
+        raise RequestError(f'the {spelling.noun} has no "{key}"; {allowed_names}')
+    value = message[key]
+    if not isinstance(value, str) and spelling.names_wrong_type:
+        raise RequestError(f'"{key}" must be a string, not {_json_type(value)}; {allowed_names}')
+    cmd = next((command for command in commands if command == value), None)
+    if cmd is None:
+        raise RequestError(f"unknown {key} {_quote(value)}; {allowed_names}")
+    allowed = {key, "mode"} if cmd is Command.MODE else {key}
     extra = sorted(set(message) - allowed)
     if extra:
-        keys = ", ".join(_quote(key) for key in extra)
-        takes = '"cmd" and "mode"' if cmd is Command.MODE else 'only "cmd"'
-        raise RequestError(f'the request has unexpected keys {keys}; "{cmd}" takes {takes}.')
+        keys = ", ".join(_quote(name) for name in extra)
+        takes = f'"{key}" and "mode"' if cmd is Command.MODE else f'only "{key}"'
+        whose = f"the {spelling.noun} has " if spelling.says_whose_keys else ""
+        raise RequestError(f'{whose}unexpected keys {keys}; "{cmd}" takes {takes}.')
     if cmd is not Command.MODE:
         return Request(cmd)
     if "mode" not in message:
-        raise RequestError(f'"cmd": "mode" needs "mode": {_MODES}.')
+        raise RequestError(f'"{key}": "mode" needs "mode": {_MODES}.')
     mode = message["mode"]
     if not isinstance(mode, str) or mode not in {m.value for m in Mode}:
         raise RequestError(f"unknown mode {_quote(mode)}; allowed modes: {_MODES}.")

@@ -45,6 +45,7 @@ from device.ipc.protocol import (
     MAX_PATH_BYTES,
     TOO_LONG,
     Command,
+    DeviceStatus,
     IpcError,
     Request,
     RequestError,
@@ -85,7 +86,7 @@ class DeviceSocket:
         path: str | os.PathLike[str],
         *,
         handle: Callable[[Request], dict[str, Any]],
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], DeviceStatus | None],
         stream_interval_s: float = 0.25,
         send_timeout_s: float = 1.0,
         request_timeout_s: float = 5.0,
@@ -365,7 +366,10 @@ class DeviceSocket:
 
     def _status_line(self) -> dict[str, Any]:
         try:
-            snapshot = dict(self._status())
+            status = self._status()
+            if status is None:
+                raise ValueError("no status yet")  # the daemon answers only once it has one
+            snapshot: dict[str, Any] = dict(status)
         except Exception:
             log.exception("device socket: status() failed")
             return error_reply(f"the device could not read its status; {_FAILED}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.waiting import wait_until
 
 from device.core.modes import Mode
 from device.ipc.client import DeviceClient, DeviceOffline
@@ -28,6 +29,7 @@ from device.ipc.protocol import (
     Request,
     RequestError,
     default_socket_path,
+    encode_line,
     parse_request,
 )
 from device.ipc.server import DeviceSocket
@@ -115,15 +117,6 @@ def server(serve: Callable[..., DeviceSocket]) -> DeviceSocket:
     return serve()
 
 
-def wait_for(condition: Callable[[], bool], *, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 def test_status_request_answers_with_the_daemons_status(server: DeviceSocket) -> None:
     reply = DeviceClient(server.path).request({"cmd": "status"})
     assert reply == {"ok": True, **STATUS}
@@ -194,6 +187,11 @@ def test_parse_request_accepts_crlf_and_surrounding_space() -> None:
     assert parse_request(b' {"cmd": "mode", "mode": "forward"} \r\n') == Request(
         Command.MODE, Mode.FORWARD
     )
+
+
+@pytest.mark.parametrize("request_", [Request(Command.START), Request(Command.MODE, Mode.BACKWARD)])
+def test_a_request_goes_out_as_the_line_the_daemon_parses_back(request_: Request) -> None:
+    assert parse_request(encode_line(request_.message())) == request_
 
 
 @pytest.mark.parametrize("name", list(BAD_LINES))
@@ -293,10 +291,12 @@ def test_stuck_subscriber_does_not_block_others_and_is_dropped(
     )
     stuck = LineSocket(server.path)
     stuck.send(b'{"cmd": "subscribe"}\n')  # and never reads
-    assert wait_for(lambda: server.client_count == 1)
+    assert wait_until(lambda: server.client_count == 1, within_s=3.0, what="one subscriber")
     for _ in range(3):
         assert DeviceClient(server.path).request({"cmd": "status"})["state"] == "running"
-    assert wait_for(lambda: server.client_count == 0), "the stuck subscriber was not dropped"
+    assert wait_until(
+        lambda: server.client_count == 0, within_s=3.0, what="the stuck subscriber to be dropped"
+    )
     stuck.close()
 
 
@@ -304,7 +304,7 @@ def test_disconnected_subscriber_is_let_go(server: DeviceSocket) -> None:
     stream = DeviceClient(server.path).subscribe()
     assert next(stream)["ok"] is True
     stream.close()
-    assert wait_for(lambda: server.client_count == 0)
+    assert wait_until(lambda: server.client_count == 0, within_s=3.0, what="no client")
 
 
 def test_silent_and_half_line_clients_do_not_harm_the_daemon(server: DeviceSocket) -> None:
@@ -323,7 +323,7 @@ def test_connection_silent_past_the_idle_timeout_is_closed(
     silent = LineSocket(server.path)
     assert silent.ask(b'{"cmd": "status"}\n')["ok"] is True
     assert silent.at_eof()  # then nothing for longer than idle_timeout_s
-    assert wait_for(lambda: server.client_count == 0)
+    assert wait_until(lambda: server.client_count == 0, within_s=3.0, what="no client")
     silent.close()
 
 
@@ -351,7 +351,7 @@ def test_a_client_trickling_a_line_cannot_hold_its_slot(
             time.sleep(0.1)
     assert trickle.at_eof()
     assert time.monotonic() - started < 2.0
-    assert wait_for(lambda: server.client_count == 0)
+    assert wait_until(lambda: server.client_count == 0, within_s=3.0, what="no client")
     trickle.close()
 
 
@@ -422,7 +422,7 @@ def test_clients_beyond_the_cap_are_refused_with_an_error(
     extra.close()
     assert DeviceClient(server.path).request({"cmd": "status"})["ok"] is False
     held.pop().close()
-    assert wait_for(lambda: server.client_count == 1)
+    assert wait_until(lambda: server.client_count == 1, within_s=3.0, what="one subscriber")
     assert DeviceClient(server.path).request({"cmd": "status"}) == {"ok": True, **STATUS}
     for client in held:
         client.close()

@@ -39,6 +39,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from device.config.model import Config
+from device.core.controller import Controller
 from device.history.store import Store
 from device.ipc.protocol import Request
 from device.ipc.server import DeviceSocket
@@ -51,53 +52,29 @@ Reply = dict[str, Any] | Callable[[Request], dict[str, Any]]
 
 def running_status(**changes: Any) -> dict[str, Any]:
     """A status as the daemon sends it: a guest walking backward at 2.1 km/h, 3 min 5 s
-    into a session, under a 2.0 km/h start cap that rises to 2.1 in 24 s."""
-    status: dict[str, Any] = {
-        "machine_id": "treadmill-1",
-        "machine_name": "Treadmill 1",
-        "speed_kmh": 2.1,
-        "mean_kmh": 2.08,
-        "mode": "backward",
-        "state": "running",
-        "cap_kmh": 2.0,
-        "next_cap_kmh": 2.1,
-        "next_cap_in_s": 23.4,
-        "profile": "guest",
-        "level": 1,
-        "running_unlocked": False,
-        "program": {
-            "week": 1,
-            "sessions_done": 2,
-            "sessions_target": 4,
-            "per_week": [2, 0, 0, 0],
-            "finished": False,
-        },
-        "sensor": {
-            "kind": "hall",
-            "ok": True,
-            "state": "ok",
-            "channel": "",
-            "detail": "",
-            "checked": False,
-        },
-        "warning": None,
-        "limit_kmh": 2.3,
-        "guard": "session",
-        "grace_left_s": 5.0,
-        "weakened": [],
-        "enforcement": "relay",
-        "cap_enforced": True,
-        "relay": "closed",
-        "latched": False,
-        "sensor_lost": False,
-        "message": "",
-        "elapsed_s": 185.0,
-        "distance_m": 98.4,
-        "backward_s": 185.0,
-        "forward_s": 0.0,
-        "kcal": 7.6,
-        "kcal_is_estimate": True,
-    }
+    into a session, under a 2.0 km/h start cap that rises to 2.1 in 24 s.
+
+    Built by the real Controller (so every key, in the wire's order, and every default is the
+    device's own), with the figures of that moment. No "health": the daemon adds that
+    (device.daemon.health_status), and tests of the health line add it themselves."""
+    status: dict[str, Any] = dict(Controller(Config(), t=0.0).status(0.0))
+    status.update(
+        speed_kmh=2.1,
+        mean_kmh=2.08,
+        state="running",
+        cap_kmh=2.0,
+        next_cap_kmh=2.1,
+        next_cap_in_s=23.4,
+        program=dict(status["program"], week=1, sessions_done=2, per_week=[2, 0, 0, 0]),
+        limit_kmh=2.3,
+        guard="session",
+        elapsed_s=185.0,
+        distance_m=98.4,
+        backward_s=185.0,
+        forward_s=0.0,
+        kcal=7.6,
+    )
+    assert status["mode"] == "backward"  # the device's default, which this walker walks
     status.update(changes)
     return status
 
