@@ -35,7 +35,6 @@ from flask import (
     current_app,
     flash,
     has_request_context,
-    jsonify,
     redirect,
     render_template,
     render_template_string,
@@ -50,7 +49,9 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from device.errors import RetrotreadError
 from web import logins
+from web.protect import Refused, problem
 from web.site import site
 from web.state_files import StateDirError, state_problem, write_private
 
@@ -76,7 +77,7 @@ FORM_EXPIRED = (
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 
-class PasswordError(ValueError):
+class PasswordError(RetrotreadError, ValueError):
     """A new admin password that is refused (too short, typed differently twice)."""
 
 
@@ -180,15 +181,15 @@ def login_hint() -> str:
 
 def login_required_for_controls(view: View) -> View:
     """Refuse the view without a login (unless open_controls): an /api/ route answers 401
-    {"ok": false, "error", "login"}, a page sends the browser to the login form."""
+    {"ok": false, "error", "login"} (web.protect.Refused, with where to log in), a page sends
+    the browser to the login form."""
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         if controls_allowed():
             return view(*args, **kwargs)
         if request.path.startswith("/api/"):
-            body = {"ok": False, "error": login_hint(), "login": url_for("auth.login")}
-            return jsonify(body), 401
+            raise Refused(login_hint(), 401, login=url_for("auth.login"))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
     return guarded  # type: ignore[return-value]
@@ -292,14 +293,14 @@ _FAILED_PAGE = """{% extends "base.html" %}
 
 def _csrf_failed(exc: CSRFError) -> ResponseReturnValue:
     if request.path.startswith("/api/"):
-        return jsonify({"ok": False, "error": FORM_EXPIRED}), 400
+        return problem(FORM_EXPIRED, 400)  # the API's one error shape
     back = _safe_next(request.path) or "/"
     return render_template_string(_FAILED_PAGE, sentence=FORM_EXPIRED, back=back), 400
 
 
 def _too_many(exc: RateLimitExceeded) -> ResponseReturnValue:
     if request.path.startswith("/api/"):
-        return jsonify({"ok": False, "error": TOO_MANY}), 429
+        return problem(TOO_MANY, 429)
     return _login_page(error=TOO_MANY, status=429)
 
 

@@ -1,6 +1,9 @@
 """`GET /healthz` for systemd, a load balancer or a person with curl: is the dashboard able to
 do its job? It is when the history file opens; the daemon being down is reported, not failed,
-because the dashboard still serves history then."""
+because the dashboard still serves history then.
+
+The body carries the API's error shape beside its own fields: {"ok": true, "device", "db"},
+or 503 {"ok": false, "error": sentence, "device", "db": "error"}."""
 
 from __future__ import annotations
 

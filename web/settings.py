@@ -16,9 +16,10 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from device.config.kinds import ConfigError, show_number
+from device.config.kinds import ConfigError, range_words, show_number
 from device.config.load import DEFAULT_PATH, config_to_dict, load_config, merge_overrides
 from device.config.model import Config
+from device.config.rules import RULES
 from device.config.write import ConfigWriteError, write_config_changes
 from device.ipc.client import DeviceClient, DeviceOffline
 from web.auth import LOG_IN, controls_allowed, login_hint
@@ -32,56 +33,72 @@ SOURCE = "settings"  # starts each validation message; cut off where it shows be
 @dataclass(frozen=True)
 class Field:
     """One key on the form. `kind`: "text", "number", "numbers" (comma-separated) or
-    "choice" (`options`: value -> what the operator reads)."""
+    "choice" (`options`: value -> what the operator reads). `about` is the help text with
+    {range} where the key's range goes and {expects} for what its rule expects, both from
+    device.config.rules, so the help cannot state another range than check-config enforces;
+    {shipped} is the built-in default (past which the live page shows a safety margin as
+    loosened)."""
 
     section: str
     table: str
     key: str
     label: str
     kind: str
-    help: str
+    about: str
     options: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
         return f"{self.table}.{self.key}"
 
+    @property
+    def help(self) -> str:
+        rule = RULES[self.table][self.key]
+        shipped = getattr(getattr(Config(), self.table), self.key)
+        return self.about.format(
+            range=range_words(rule),
+            expects=rule.expects,
+            shipped=show_number(shipped) if isinstance(shipped, float) else shipped,
+        )
+
 
 FIELDS: tuple[Field, ...] = (
     Field(
         "Treadmill", "machine", "name", "Name", "text",
-        "What the dashboard shows; 1-80 characters.",
+        "What the dashboard shows: {expects}.",
     ),
     Field(
         "Backward caps", "backward", "start_cap_kmh", "Start cap, km/h", "number",
-        "A backward segment starts only at or below it. 0.5-10, at most the first level cap.",
+        "A backward segment starts only at or below it. {range}, at most the first level "
+        "cap.",
     ),
     Field(
         "Backward caps", "backward", "hold_s", "Hold at the start cap, s", "number",
-        "Time to learn the movement before the cap rises. 0-3600.",
+        "Time to learn the movement before the cap rises. {range}.",
     ),
     Field(
         "Backward caps", "backward", "ramp_step_kmh", "Ramp step, km/h", "number",
-        "How much the cap rises each step. 0.05-2.",
+        "How much the cap rises each step. {range}.",
     ),
     Field(
         "Backward caps", "backward", "ramp_every_s", "Ramp every, s", "number",
-        "Time between two rises of the cap. 5-600.",
+        "Time between two rises of the cap. {range}.",
     ),
     Field(
         "Backward caps", "backward", "level_caps_kmh", "Level caps, km/h", "numbers",
         "The top cap at each level, level 1 first, separated by commas, never falling. "
-        "1-10 levels, each 0.5-25.",
+        "{range}.",
     ),
     Field(
         "Backward caps", "backward", "tolerance_kmh", "Tolerance, km/h", "number",
-        "How far the 3 s mean speed may run over the cap before the warning. 0-1; more than "
-        "0.3 is shown on the live page.",
+        "How far the 3 s mean speed may run over the cap before the warning. {range}; more "
+        "than {shipped} is shown on the live page.",
     ),
     Field(
         "Backward caps", "backward", "grace_s", "Grace, s", "number",
         "The time over the limit allowed before enforcement, one budget with memory: it "
-        "refills 1 s per 30 s under the limit. 1-20; more than 5 is shown on the live page.",
+        "refills 1 s per 30 s under the limit. {range}; more than {shipped} is shown on the "
+        "live page.",
     ),
     Field(
         "Over the cap", "enforce", "action", "After the grace", "choice",
@@ -103,11 +120,12 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "Over the cap", "enforce", "pulse_s", "Pulse length, s", "number",
-        "How long a pulse keeps the safety loop open. 0.2-30.",
+        "How long a pulse keeps the safety loop open. {range}.",
     ),
     Field(
         "Sensor", "sensor", "meters_per_pulse", "Belt travel per pulse, m", "number",
-        "Roller circumference divided by the magnets; retrotread calibrate measures it. 0.01-5.",
+        "Roller circumference divided by the magnets; retrotread calibrate measures it. "
+        "{range}.",
     ),
 )  # fmt: skip
 

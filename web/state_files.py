@@ -5,13 +5,16 @@ have them. web.auth keeps the secret key and the password hash there, web.logins
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
+from device.config.files import write_atomically
+from device.errors import RetrotreadError
 
-class StateDirError(Exception):
+# The secret key and the logins are the dashboard's alone.
+PRIVATE_MODE = 0o600
+
+
+class StateDirError(RetrotreadError):
     """The state directory cannot hold the secret key, the password hash or the logins;
     str() is one sentence naming the file and the fix."""
 
@@ -22,27 +25,14 @@ def write_private(
     *,
     clobber: bool,
     owner: tuple[int, int] | None = None,
-    mode: int = 0o600,
+    mode: int = PRIVATE_MODE,
 ) -> None:
-    """Write `data` to `path` with `mode` (0600 unless told) through a fsynced temp file in the
-    same directory, so no reader ever sees half a file. clobber=False never replaces an
-    existing file (a second worker starting at the same moment): FileExistsError then."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mkstemp: mode 0600
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if owner is not None:
-                os.fchown(fh.fileno(), *owner)
-            os.fsync(fh.fileno())
-        if clobber:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    """Write `data` to `path` with `mode` (0600 unless told), atomically: the one atomic write
+    (device.config.files.write_atomically), with an owner that must be given or the write
+    fails. clobber=False never replaces an existing file (a second worker starting at the
+    same moment): FileExistsError then. Raises OSError, which state_problem turns into one
+    sentence."""
+    write_atomically(path, data, mode=mode, owner=owner, clobber=clobber)
 
 
 def state_problem(path: Path, exc: OSError, doing: str) -> StateDirError:

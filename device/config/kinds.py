@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from device.config.line_pattern import PatternError, check_speed_pattern
+from device.errors import RetrotreadError
 
 
-class ConfigError(Exception):
+class ConfigError(RetrotreadError):
     """A config the device cannot run with; str() is one sentence naming the file and key.
 
     `key` is "table.key" (or "table", or None for a file-level problem) so the dashboard's
@@ -26,7 +27,8 @@ class ConfigError(Exception):
 
 
 class Invalid(Exception):
-    """A rule refused a value; args[0], when given, says why beyond the rule's expectation."""
+    """A rule refused a value; args[0], when given, says why beyond the rule's expectation.
+    Internal, so not a RetrotreadError: load turns it into a ConfigError naming the key."""
 
 
 def show_number(x: float) -> str:
@@ -96,6 +98,13 @@ class Number:
     def expects(self) -> str:
         return f"a number from {show_number(self.lo)} to {show_number(self.hi)} {self.unit}"
 
+    @property
+    def range_words(self) -> str:
+        """The range as help texts and config.example.toml state it: "0.5-25 km/h", and
+        "0.5-2" where the unit is words in brackets rather than a unit."""
+        span = f"{show_number(self.lo)}-{show_number(self.hi)}"
+        return span if self.unit.startswith("(") else f"{span} {self.unit}"
+
     def parse(self, value: object) -> float:
         # `not lo <= x <= hi` also refuses nan, which TOML allows.
         if not _is_number(value) or not self.lo <= value <= self.hi:  # type: ignore[operator]
@@ -116,6 +125,11 @@ class Count:
     def expects(self) -> str:
         return f"a whole number from {self.lo} to {self.hi} {self.unit}"
 
+    @property
+    def range_words(self) -> str:
+        """ "1-50 sessions"."""
+        return f"{self.lo}-{self.hi} {self.unit}"
+
     def parse(self, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise Invalid
@@ -126,11 +140,13 @@ class Count:
 
 @dataclass(frozen=True)
 class NumberList:
-    """A list of `least` to `most` numbers, each in `item`'s range; becomes a tuple of floats."""
+    """A list of `least` to `most` numbers, each in `item`'s range; becomes a tuple of floats.
+    `counted` names what the numbers are (levels) where a range is stated in words."""
 
     item: Number
     least: int
     most: int
+    counted: str = "numbers"
 
     @property
     def expects(self) -> str:
@@ -144,6 +160,11 @@ class NumberList:
         if not isinstance(value, list | tuple) or not self.least <= len(value) <= self.most:
             raise Invalid
         return tuple(self.item.parse(v) for v in value)
+
+    @property
+    def range_words(self) -> str:
+        """ "1-10 levels, each 0.5-25 km/h"."""
+        return f"{self.least}-{self.most} {self.counted}, each {self.item.range_words}"
 
 
 @dataclass(frozen=True)
@@ -203,6 +224,11 @@ class GpioPin:
         base = f"a BCM GPIO number from {GPIO_LO} to {GPIO_HI} (the 40-pin header's GPIOs)"
         return base + (' or "none" if not fitted' if self.optional else "")
 
+    @property
+    def range_words(self) -> str:
+        """ "2-27", the BCM numbers of the header's GPIOs."""
+        return f"{GPIO_LO}-{GPIO_HI}"
+
     def parse(self, value: object) -> int | None:
         if self.optional and value == "none":
             return None
@@ -249,3 +275,11 @@ class Listen:
 
 
 Rule = Number | Count | NumberList | Choice | Flag | Text | GpioPin | SpeedPattern | Listen
+# The kinds with a range, which help texts and config.example.toml state by range_words.
+Ranged = Number | Count | NumberList | GpioPin
+
+
+def range_words(rule: Rule) -> str | None:
+    """The range of a ranged rule in words ("0.5-25 km/h"), or None for a rule without one
+    (a choice, a flag, a text)."""
+    return rule.range_words if isinstance(rule, Ranged) else None

@@ -34,7 +34,9 @@ _COUNTED = re.compile(r"(?<!\\)\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
 
 
 class PatternError(ValueError):
-    """str() says what is wrong with the pattern, to follow "[sensor] pattern ... ,"."""
+    """str() says what is wrong with the pattern, to follow "[sensor] pattern ... ,". Not a
+    RetrotreadError: its message is the end of a sentence, never one on its own; the config
+    rules and the serial source wrap it into a ConfigError or a SourceError."""
 
 
 def _repeat_product(pattern: str) -> int:

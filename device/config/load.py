@@ -12,10 +12,13 @@ import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
+from enum import Enum
 from typing import Any
 
+import tomlkit
+
 from device.config.kinds import ConfigError, GpioPin, Invalid, show, toml_key, toml_string
-from device.config.model import CheckSensorConfig, Config
+from device.config.model import CheckSensorConfig, Config, SensorKind
 from device.config.rules import RULES, check_across
 
 DEFAULT_PATH = "/etc/retrotread/config.toml"
@@ -93,13 +96,16 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> C
     parsed = _parse_tables(data, source=source)
     if "sensor.check" in parsed:
         parsed.setdefault("sensor", {})["check"] = CheckSensorConfig(**parsed["sensor.check"])
+    if "kind" in parsed.get("sensor", {}):  # validated as one of them above
+        parsed["sensor"]["kind"] = SensorKind(parsed["sensor"]["kind"])
     config = Config(**{name: cls(**parsed.get(name, {})) for name, cls in _tables().items()})
     check_across(config, source=source)
     return config
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    """The config as plain TOML/JSON values: tuples become lists, a pin of None is "none"."""
+    """The config as plain TOML/JSON values: tuples become lists, a pin of None is "none", an
+    enum its value (a plain string, as the file spells it)."""
     out: dict[str, dict[str, Any]] = {}
     for name in _tables():
         table = getattr(config, name)
@@ -114,6 +120,8 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
                 value = "none"
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, Enum):
+                value = value.value
             out[name][f.name] = value
     return out
 
@@ -223,29 +231,33 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[Config, str
     return config_from_mapping(_parse_toml(path), source=path), path
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return toml_string(str(value))
+def _toml_item(value: Any) -> Any:
+    """A plain value as tomlkit writes it: a string with backslashes (a regex) as a literal
+    '...' where TOML allows one, so it reads as it was typed."""
+    if isinstance(value, str) and toml_string(value).startswith("'"):
+        return tomlkit.string(value, literal=True)
+    return value
 
 
 def format_config(config: Config, *, source: str) -> str:
     """The resolved config as TOML text (it loads back to the same Config)."""
-    lines = [f"# retrotread config resolved from {source}; keys not in the file are defaults"]
-    for table, entries in config_to_dict(config).items():
+    doc = tomlkit.document()
+    heading = f"retrotread config resolved from {source}; keys not in the file are defaults"
+    doc.add(tomlkit.comment(heading))
+    for name, entries in config_to_dict(config).items():
+        table = tomlkit.table()
         inner = {key: value for key, value in entries.items() if isinstance(value, dict)}
-        lines += ["", f"[{table}]"]
-        lines += [
-            f"{key} = {_toml_value(value)}" for key, value in entries.items() if key not in inner
-        ]
+        for key, value in entries.items():
+            if key not in inner:
+                table.add(key, _toml_item(value))
         for key, values in inner.items():  # [sensor.check] after the keys of [sensor]
-            lines += ["", f"[{table}.{key}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
+            sub = tomlkit.table()
+            for k, v in values.items():
+                sub.add(k, _toml_item(v))
+            table.add(key, sub)
+        doc.add(tomlkit.nl())
+        doc.add(name, table)
+    return tomlkit.dumps(doc)
 
 
 def check_config_main(argv_path: str | None = None) -> int:

@@ -2,8 +2,11 @@
 
 One line in RULES per key: a new key in device/config/model.py gets its rule here (the kinds
 are in device/config/kinds.py) and its comment in config.example.toml. Every message is one sentence
-a gym operator can act on, naming the file and the key; the ranges are documented key by key
-in config.example.toml.
+a gym operator can act on, naming the file and the key.
+
+The ranges are defined here and nowhere else: the settings page's help texts take them from
+these rules (each kind's range_words, "0.5-25 km/h"), and a test checks that every range
+config.example.toml states for a key is its rule's, so the example cannot drift.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from device.config.model import Config
 
 _KMH_CAP = Number(0.5, 25, "km/h")
 
-# table -> key -> rule. Ranges and their reasons: config.example.toml.
+# table -> key -> rule. The reasons for the ranges: config.example.toml.
 RULES: dict[str, dict[str, Rule]] = {
     "machine": {
         "id": Text(
@@ -79,7 +82,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "hold_s": Number(0, 3600, "s"),
         "ramp_step_kmh": Number(0.05, 2, "km/h"),
         "ramp_every_s": Number(5, 600, "s"),
-        "level_caps_kmh": NumberList(_KMH_CAP, 1, 10),
+        "level_caps_kmh": NumberList(_KMH_CAP, 1, 10, "levels"),
         # safety margins: bounded so no file can widen them past what still protects a
         # walker; anything looser than the shipped default is shown on the live page
         "tolerance_kmh": Number(0, 1, "km/h"),

@@ -9,10 +9,8 @@ to a config the device accepts.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -20,8 +18,10 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 
+from device.config.files import NoTempFile, write_atomically
 from device.config.load import config_from_mapping, format_config
 from device.config.model import Config
+from device.errors import RetrotreadError
 
 __all__ = ["ConfigWriteError", "write_config_changes"]
 
@@ -30,7 +30,7 @@ __all__ = ["ConfigWriteError", "write_config_changes"]
 NEW_FILE_MODE = 0o644
 
 
-class ConfigWriteError(Exception):
+class ConfigWriteError(RetrotreadError):
     """The config file could not be written; str() is one sentence naming the file and the fix.
     The file on disk is unchanged."""
 
@@ -90,56 +90,27 @@ def _apply(text: str, changes: Mapping[str, Mapping[str, Any]]) -> str:
         for key, value in entries.items():
             # Assigning over an existing key keeps its trailing comment; a new key is appended
             # to its table (an inline table or dotted keys stay in their own style).
-            table[key] = value  # type: ignore[index]
+            table[key] = value
     return tomlkit.dumps(doc)
 
 
 def _replace_atomically(
     target: str, text: str, *, mode: int, owner: tuple[int, int] | None, shown: str
 ) -> None:
-    """Write `text` to a temporary file beside `target`, fsync it, then rename it over
-    `target`, so nobody ever reads half a file; the directory is fsynced so the rename
-    survives a power cut."""
-    directory = os.path.dirname(target) or "."
+    """Write `text` over `target` atomically (device.config.files), keeping the old file's
+    owner and group where this user may, so the daemon's group can still read it."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".toml.tmp")
-    except OSError as exc:
+        write_atomically(target, text.encode("utf-8"), mode=mode, owner=owner, owner_required=False)
+    except NoTempFile as exc:
+        directory = os.path.dirname(target) or "."
         raise ConfigWriteError(
             f"{shown}: cannot write into {directory} ({_reason(exc)}); give the dashboard's "
             "user write permission on that directory (the new file is renamed into place)."
         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            if owner is not None:
-                _keep_owner(fh.fileno(), owner)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ConfigWriteError(
             f"{shown}: cannot save the config file ({_reason(exc)}); the old file is unchanged."
         ) from None
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _keep_owner(fd: int, owner: tuple[int, int]) -> None:
-    """Give the new file the old one's owner and group where this user may (root may; any
-    user may keep a group it belongs to), so the daemon's group can still read it."""
-    uid, gid = owner
-    with contextlib.suppress(OSError):
-        os.fchown(fd, uid, gid)
-        return
-    with contextlib.suppress(OSError):
-        os.fchown(fd, -1, gid)
 
 
 def _reason(exc: BaseException) -> str:

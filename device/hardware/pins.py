@@ -19,6 +19,8 @@ from gpiozero.exc import (
     PinInvalidPin,
 )
 
+from device.errors import RetrotreadError
+
 try:  # only on a Pi with the [pi] extra; its errors (busy line, no chip) are user-fixable too
     from lgpio import error as _LgpioError
 except ImportError:  # pragma: no cover - depends on the machine
@@ -29,7 +31,7 @@ else:  # pragma: no cover - depends on the machine
 log = logging.getLogger("retrotread.pins")
 
 
-class PinError(Exception):
+class PinError(RetrotreadError):
     """A pin cannot be used for a reason the user can fix; str() is one sentence."""
 
 

@@ -8,7 +8,9 @@ monotonic seconds on the clock they were given.
 
 from __future__ import annotations
 
+from device.errors import RetrotreadError
 
-class SourceError(Exception):
+
+class SourceError(RetrotreadError):
     """A speed source cannot start for a reason the user can fix; the message is one sentence
     naming the pin or port and the fix, fit to print without a traceback."""

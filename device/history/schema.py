@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from device.errors import RetrotreadError
+
 BUSY_TIMEOUT_S = 5.0  # how long a reader waits for another's lock before giving up
 # The daemon writes from its tick loop: waiting 5 s on a lock held by another process would
 # hold up the guard for as long. It gives up sooner and tries again at the next flush (the
@@ -81,7 +83,7 @@ ALTER TABLE sessions ADD COLUMN backward_paced_s REAL NOT NULL DEFAULT 0;
 MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
 
 
-class StoreError(Exception):
+class StoreError(RetrotreadError):
     """The history file cannot be opened or written; str() is one sentence with the fix."""
 
 

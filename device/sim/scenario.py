@@ -26,6 +26,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from device.errors import RetrotreadError
+
 ACTIONS = ("press", "belt_kmh", "sensor", "check_sensor", "command", "reload", "skip", "end")
 PRESS_HOLD_S = 0.2  # a short press: a finger down and up again
 BUTTONS = ("start", "direction")
@@ -34,7 +36,7 @@ COMMANDS = ("start", "pause", "resume", "end", "forward", "backward")
 STEP_KEYS = {"at", "hold", "jitter_pct", "ripple_pct", "ripple_hz", "abrupt", *ACTIONS}
 
 
-class ScenarioError(Exception):
+class ScenarioError(RetrotreadError):
     """str() is one sentence naming the file, the step and what is allowed."""
 
 

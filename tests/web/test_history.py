@@ -214,7 +214,8 @@ def test_unknown_session_is_a_404_page_and_a_404_json(client) -> None:
         response = client.get(url)
         assert response.status_code == 404
         assert response.get_json() == {
-            "error": "There is no session 999; GET /api/sessions lists them."
+            "ok": False,  # the API's one error shape
+            "error": "There is no session 999; GET /api/sessions lists them.",
         }
 
 
@@ -262,6 +263,7 @@ def test_api_pages_through_sessions_newest_first(db_path: str, client) -> None:
 def test_api_refuses_a_bad_query_value_with_a_sentence(client, query: str, says: str) -> None:
     response = client.get(f"/api/sessions?{query}")
     assert response.status_code == 400
+    assert response.get_json()["ok"] is False
     error = response.get_json()["error"]
     assert error.startswith(says)
     assert error.endswith(".") and "\n" not in error
@@ -349,6 +351,7 @@ def test_no_history_file_yet_answers_503_with_the_fix(
     assert f"There is no history database at {missing} yet" in page.get_data(as_text=True)
     api = client.get("/api/sessions")
     assert api.status_code == 503
+    assert api.get_json()["ok"] is False
     assert api.get_json()["error"].endswith("start retrotread-device once to create it, "
                                             "or set db in the [storage] table of the config "
                                             "to another path.")  # fmt: skip

@@ -3,17 +3,17 @@ a status the test sets (tests/web/conftest.py) and, for the stream, a real waitr
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 from collections.abc import Callable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from support.live_page import WITHIN_S, EventStream, live_page
+from support.waiting import wait_until
 
 from web import live
 from web.hub import StatusHub
@@ -21,94 +21,6 @@ from web.serve import WebServer
 
 if TYPE_CHECKING:  # pytest imports each conftest under the same name: never import it
     from conftest import FakeDevice
-
-WITHIN_S = 5.0  # generous bound for "the event arrives": a failure, not a measurement
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-class Elements(HTMLParser):
-    """Each element with an id: its attributes and its text."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.attrs: dict[str, dict[str, str | None]] = {}
-        self.text: dict[str, str] = {}
-        self._open: list[str | None] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        element_id = found.get("id")
-        if element_id:
-            self.attrs[element_id] = found
-            self.text[element_id] = ""
-        if tag not in {"meta", "link", "br", "img", "input"}:
-            self._open.append(element_id)
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._open and tag not in {"meta", "link", "br", "img", "input"}:
-            self._open.pop()
-
-    def handle_data(self, data: str) -> None:
-        for element_id in self._open:
-            if element_id:
-                self.text[element_id] += data
-
-    def shown(self, element_id: str) -> bool:
-        return "hidden" not in self.attrs[element_id]
-
-    def says(self, element_id: str) -> str:
-        return " ".join(self.text[element_id].split())
-
-
-def live_page(client: FlaskClient) -> Elements:
-    reply = client.get("/")
-    assert reply.status_code == 200
-    return Elements(reply.get_data(as_text=True))
-
-
-class EventStream:
-    """/api/stream read over a real HTTP connection, one SSE message at a time."""
-
-    def __init__(self, server: WebServer):
-        self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WITHIN_S)
-        self.connection.request("GET", "/api/stream", headers={"Accept": "text/event-stream"})
-        self.response = self.connection.getresponse()
-
-    def next_message(self) -> dict[str, Any]:
-        """{"event": ..., "data": {...}} or {"comment": ...} or {"retry": ...}."""
-        message: dict[str, Any] = {}
-        while True:
-            line = self.response.readline().decode("utf-8")
-            if not line:
-                raise EOFError("the stream ended")
-            line = line.rstrip("\n")
-            if not line:
-                if message:
-                    return message
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "":
-                message["comment"] = value
-            elif field == "data":
-                message["data"] = json.loads(value)
-            else:
-                message[field] = value
-
-    def next_event(self, kind: str) -> dict[str, Any]:
-        deadline = time.monotonic() + WITHIN_S
-        while time.monotonic() < deadline:
-            message = self.next_message()
-            if message.get("event") == kind:
-                return message["data"]
-        raise AssertionError(f"no {kind} event within {WITHIN_S} s")
-
-    def close(self) -> None:
-        self.connection.close()
-
 
 # -- /api/status ------------------------------------------------------------------------------
 
@@ -134,18 +46,21 @@ def test_status_follows_the_belt_as_it_speeds_up(
 ) -> None:
     assert client.get("/api/status").get_json()["speed_kmh"] == 2.1
     fake_device.status["speed_kmh"] = 2.6
-    deadline = time.monotonic() + WITHIN_S
-    while client.get("/api/status").get_json()["speed_kmh"] != 2.6:
-        assert time.monotonic() < deadline, "the new speed never reached /api/status"
-        time.sleep(0.05)
+    assert wait_until(
+        lambda: client.get("/api/status").get_json()["speed_kmh"] == 2.6,
+        within_s=WITHIN_S,
+        what="the new speed to reach /api/status",
+    )
 
 
 def test_status_is_503_device_offline_when_no_daemon_runs(client: FlaskClient) -> None:
     reply = client.get("/api/status")
     assert reply.status_code == 503
     body = reply.get_json()
+    assert body["ok"] is False  # the API's one error shape, with "online" beside it
     assert body["online"] is False
     assert body["error"].startswith("device offline: ")
+    assert reply.headers["Cache-Control"] == "no-store"
     assert "not running" in body["error"]
 
 
@@ -469,6 +384,7 @@ def test_streams_past_the_limit_are_turned_away_with_503(
         first.next_event("status")
         second = EventStream(server)
         assert second.response.status == 503
+        assert second.response.getheader("Retry-After") == "10"
         assert "already connected" in json.loads(second.response.read())["error"]
         second.close()
     finally:

@@ -1,8 +1,7 @@
-"""The live page's words for statuses of every shape (web/live_view.py): the health line the
-daemon's "health" report gives, and statuses of unexpected shape, which render with their odd
-fields as unknown, never a 500, and never end the SSE stream. A hypothesis fuzz feeds
-arbitrary JSON objects, and objects with the real keys holding arbitrary JSON, into view(),
-the page, /api/status and the stream."""
+"""The live page's words for statuses of unexpected shape (web/live_view.py), which render
+with their odd fields as unknown, never a 500, and never end the SSE stream. A hypothesis fuzz
+feeds arbitrary JSON objects, and objects with the real keys holding arbitrary JSON, into
+view(), the page, /api/status and the stream. The health line is in test_live_health.py."""
 
 from __future__ import annotations
 
@@ -19,7 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_live import Elements, EventStream, live_page
+from support.live_page import Elements, EventStream, live_page
+from support.waiting import wait_until
 
 from web import live
 from web.hub import StatusHub
@@ -31,138 +31,6 @@ if TYPE_CHECKING:  # pytest imports each conftest under the same name: never imp
     from conftest import FakeDevice
 
 WITHIN_S = 5.0
-
-
-def health(**changes: Any) -> dict[str, Any]:
-    """A health report as the daemon sends it, all well unless `changes` say otherwise."""
-    report: dict[str, Any] = {
-        "sensor_rejected": 0,
-        "sensor_error": None,
-        "inputs_dropped": 0,
-        "history": {"ok": True, "error": None, "unsaved_rows": 12, "lost_rows": 0},
-    }
-    report.update(changes)
-    return report
-
-
-SERIAL = {"kind": "serial", "ok": True, "state": "ok", "channel": "", "detail": "",
-          "checked": False}  # fmt: skip
-DISK_FULL = "cannot write /var/lib/retrotread/history.db (disk is full)."
-
-
-# -- the health line ------------------------------------------------------------------------
-
-
-def test_a_healthy_device_reads_all_good_on_the_live_page(
-    fake_device: FakeDevice, client: FlaskClient, running_status: Callable[..., dict]
-) -> None:
-    fake_device.status = running_status(health=health())
-    page = live_page(client)
-    assert page.shown("health-row")
-    assert page.says("health") == "all good"
-    assert "trouble" not in (page.attrs["health-row"]["class"] or "")
-
-
-def test_rejected_serial_lines_and_the_last_error_are_on_the_live_page(
-    fake_device: FakeDevice, client: FlaskClient, running_status: Callable[..., dict]
-) -> None:
-    error = "serial line 'SPD ??' does not match the pattern."
-    fake_device.status = running_status(
-        sensor=SERIAL, health=health(sensor_rejected=12, sensor_error=error)
-    )
-    page = live_page(client)
-    assert page.says("health") == f"sensor: 12 lines rejected, last error: {error}"
-    assert "trouble" in (page.attrs["health-row"]["class"] or "")
-
-
-def test_a_hall_sensor_counts_rejected_pulses_in_the_singular_too(
-    running_status: Callable[..., dict],
-) -> None:
-    words = view(running_status(health=health(sensor_rejected=1)))
-    assert words["health"] == "sensor: 1 pulse rejected"
-
-
-def test_a_history_that_is_not_saving_says_why_and_what_waits_and_what_is_lost(
-    fake_device: FakeDevice, client: FlaskClient, running_status: Callable[..., dict]
-) -> None:
-    history = {"ok": False, "error": DISK_FULL, "unsaved_rows": 120, "lost_rows": 4}
-    fake_device.status = running_status(history_error=DISK_FULL, health=health(history=history))
-    page = live_page(client)
-    assert page.says("health") == (
-        "history: not saving: cannot write /var/lib/retrotread/history.db (disk is full) "
-        "(120 rows waiting, 4 rows lost)"
-    )
-    assert page.shown("history-error")  # the banner says it too, in full
-
-
-def test_a_saving_history_shows_its_waiting_rows_as_normal_but_an_earlier_loss_as_news(
-    running_status: Callable[..., dict],
-) -> None:
-    waiting = {"ok": True, "error": None, "unsaved_rows": 40, "lost_rows": 0}
-    assert view(running_status(health=health(history=waiting)))["health"] == "all good"
-    behind = {"ok": True, "error": "the history writer fell behind the ticks.",
-              "unsaved_rows": 3, "lost_rows": 1}  # fmt: skip
-    assert view(running_status(health=health(history=behind)))["health"] == (
-        "history: saving, 1 row lost earlier (the history writer fell behind the ticks)"
-    )
-
-
-def test_dropped_inputs_are_counted_and_every_problem_shares_the_line(
-    running_status: Callable[..., dict],
-) -> None:
-    history = {"ok": False, "error": None, "unsaved_rows": 0, "lost_rows": 0}
-    report = health(sensor_rejected=3, inputs_dropped=7, history=history)
-    assert view(running_status(sensor=SERIAL, health=report))["health"] == (
-        "sensor: 3 lines rejected · history: not saving · inputs dropped: 7"
-    )
-
-
-def test_a_daemon_without_a_history_writer_reports_no_history_part(
-    running_status: Callable[..., dict],
-) -> None:
-    assert view(running_status(health=health(history=None)))["health"] == "all good"
-
-
-def test_a_daemon_that_reports_no_health_hides_the_row(
-    fake_device: FakeDevice, client: FlaskClient
-) -> None:
-    assert "health" not in fake_device.status
-    page = live_page(client)
-    assert not page.shown("health-row")
-    assert page.says("health") == ""
-
-
-def test_the_health_line_streams_like_the_other_figures(
-    fake_device: FakeDevice,
-    app: Flask,
-    serve_app: Callable[..., WebServer],
-    running_status: Callable[..., dict],
-) -> None:
-    fake_device.status = running_status(health=health(inputs_dropped=2))
-    stream = EventStream(serve_app(app))
-    try:
-        assert stream.next_event("status")["view"]["health"] == "inputs dropped: 2"
-    finally:
-        stream.close()
-
-
-@pytest.mark.parametrize(
-    ("report", "says"),
-    [
-        (5, "unknown (the device's health report cannot be read)"),
-        (health(sensor_rejected="many"), "sensor: pulses rejected: unknown"),
-        (health(sensor_error=["x"]), "sensor: last error: unknown"),
-        (health(inputs_dropped=-1), "inputs dropped: unknown"),
-        (health(history=[1]), "history: unknown"),
-        (health(history={"ok": "yes"}), "history: unknown"),
-        (health(history={"ok": False, "unsaved_rows": 1.5}), "history: not saving (rows "
-         "waiting: unknown)"),
-    ],
-)  # fmt: skip
-def test_an_unreadable_part_of_the_health_report_reads_unknown(
-    running_status: Callable[..., dict], report: Any, says: str
-) -> None:
-    assert view(running_status(health=report))["health"] == says
 
 
 # -- statuses of unexpected shape -----------------------------------------------------------
@@ -272,10 +140,12 @@ def test_the_hub_outlives_a_status_line_nested_past_what_json_can_read(tmp_path:
         hub = StatusHub(path, stale_after_s=5.0)
         hub.start()
         try:
-            deadline = time.monotonic() + WITHIN_S
-            while (hub.latest() or {}).get("speed_kmh") != 1.5:
-                assert time.monotonic() < deadline, hub.error
-                time.sleep(0.05)
+            assert wait_until(
+                lambda: (hub.latest() or {}).get("speed_kmh") == 1.5,
+                within_s=WITHIN_S,
+                what="the hub to read 1.5 km/h",
+                showing=lambda: hub.error,
+            )
         finally:
             hub.close()
 

@@ -369,3 +369,49 @@ def test_no_session_id_gives_a_server_error(client: FlaskClient, route: str, seg
     reply = client.get(route.format(quote(segment, safe="%")))
     reply.get_data()
     assert reply.status_code == 404, (route, segment, reply.status_code)
+
+
+# ---- one exception base, one JSON error shape -----------------------------------------------
+
+ONE_SENTENCE_ERRORS = [
+    ("device.config.kinds", "ConfigError"),
+    ("device.config.write", "ConfigWriteError"),
+    ("device.hardware.source", "SourceError"),
+    ("device.hardware.pins", "PinError"),
+    ("device.history.schema", "StoreError"),
+    ("device.ipc.protocol", "IpcError"),
+    ("device.ipc.protocol", "RequestError"),
+    ("device.ipc.client", "DeviceOffline"),
+    ("device.core.controller", "CommandRefused"),
+    ("device.calibrate.arithmetic", "CalibrationError"),
+    ("device.sim.scenario", "ScenarioError"),
+    ("web.state_files", "StateDirError"),
+    ("web.auth", "PasswordError"),
+    ("web.serve", "WebServeError"),
+    ("web.history.queries", "BadQuery"),
+    ("web.protect", "Refused"),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "name"), ONE_SENTENCE_ERRORS, ids=[n for _, n in ONE_SENTENCE_ERRORS]
+)
+def test_every_one_sentence_error_has_the_one_base(module: str, name: str) -> None:
+    # one `except RetrotreadError` prints any of them; a ValueError stays one where code
+    # catches it as such
+    import importlib
+
+    from device.errors import RetrotreadError
+
+    assert issubclass(getattr(importlib.import_module(module), name), RetrotreadError)
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [("/api/sessions?limit=0", 400), ("/api/sessions/999", 404), ("/api/no-such-thing", 404)],
+)
+def test_every_api_error_has_the_one_shape(client: FlaskClient, url: str, code: int) -> None:
+    reply = client.get(url)
+    assert reply.status_code == code
+    body = reply.get_json()
+    assert body["ok"] is False and isinstance(body["error"], str) and body["error"].endswith(".")

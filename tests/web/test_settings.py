@@ -9,7 +9,6 @@ import re
 import shutil
 import stat
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
+from support.waiting import wait_until
 
 import device.config.load
 import web.settings
+from device.config.kinds import range_words
 from device.config.load import load_config
 from device.config.model import BackwardConfig, Config, EnforceConfig, OutputsConfig
+from device.config.rules import RULES
 from device.daemon import Daemon
 from device.ipc.client import DeviceClient
 from device.ipc.protocol import Command, Request
@@ -120,6 +122,19 @@ def test_page_shows_the_files_values_and_that_the_cap_is_enforced(
     assert values["sensor.meters_per_pulse"] == "0.157"
     page = operator.get("/settings").get_data(as_text=True)
     assert "Cap enforced" in page and "the relay on GPIO 26 opens the safety-key loop" in page
+
+
+def test_each_fields_help_states_the_range_its_rule_enforces(operator: FlaskClient) -> None:
+    # the ranges are defined once, in device.config.rules; the help is written from them
+    page = html.unescape(operator.get("/settings").get_data(as_text=True))
+    for field in web.settings.FIELDS:
+        words = range_words(RULES[field.table][field.key])
+        if words is not None:
+            assert words in field.help, field.name
+        assert "{" not in field.help, field.name
+        assert field.help in page, field.name
+    start_cap = next(f for f in web.settings.FIELDS if f.key == "start_cap_kmh")
+    assert "0.5-10 km/h, at most the first level cap" in start_cap.help
 
 
 def test_page_says_plainly_when_the_cap_is_not_enforced(tmp_path: Path, socket_dir: Path) -> None:
@@ -345,11 +360,16 @@ def test_the_real_daemon_takes_the_saved_settings(
         assert "the device uses the new settings now" in client.get("/settings").get_data(
             as_text=True
         )
-        status = DeviceClient(socket_path).request({"cmd": "status"})
-        deadline = time.monotonic() + 2
-        while status["machine_name"] != "Backward lane" and time.monotonic() < deadline:
-            status = DeviceClient(socket_path).request({"cmd": "status"})
-        assert status["machine_name"] == "Backward lane"
+
+        def status() -> dict[str, Any]:
+            return DeviceClient(socket_path).request({"cmd": "status"})
+
+        wait_until(
+            lambda: status()["machine_name"] == "Backward lane",
+            within_s=2,
+            what="the new machine name in the device's status",
+        )
+        assert status()["machine_name"] == "Backward lane"
     finally:
         real.stop()
         runner.join(5)

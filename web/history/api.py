@@ -4,14 +4,15 @@
         {"sessions": [summary, ...], "total", "limit", "offset"}, newest first
     GET /api/sessions/<id>
         summary + "segments", "samples" (columns: t, speed_kmh, cap_kmh, mode, state) and
-        "events" (with a "sentence" each); 404 {"error"} for an unknown id
+        "events" (with a "sentence" each); 404 for an unknown id
     GET /api/sessions.csv                    every session, streamed, with a header row
     GET /api/sessions/<id>/samples.csv       one session's 1 Hz samples
 
 A summary's times are epoch seconds (and ISO 8601 in the Pi's local time), durations s,
 distances m, speeds km/h, kcal an estimate. Samples come as columns, not one object per
 second: a session of hours has tens of thousands and columns are a third of the size.
-A bad query value answers 400 {"error": sentence}; no history file yet answers 503.
+Every error has the API's one shape, {"ok": false, "error": sentence} (web.protect.Refused):
+400 for a bad query value, 404 for an unknown session, 503 while there is no history file.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import csv
 import io
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
+from typing import Any
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
@@ -34,6 +36,7 @@ from web.history.queries import (
     summaries,
     timeline,
 )
+from web.protect import Refused
 from web.site import site
 
 SESSION_COLUMNS = ("id", "started_local", "started_at", "ended_local", "ended_at", "end_reason",
@@ -48,7 +51,7 @@ def sessions() -> ResponseReturnValue:
     try:
         limit, offset = api_window(request.args)
     except BadQuery as exc:
-        return jsonify(error=str(exc)), 400
+        raise Refused(str(exc), 400) from None
     profile = request.args.get("profile")
     history = reader()
     rows = history.sessions(limit, offset, profile=profile)
@@ -64,9 +67,10 @@ def session(session_id: int) -> ResponseReturnValue:
     history = reader()
     row = history.session(session_id)
     if row is None:
-        return not_found(session_id)
+        raise not_found(session_id)
     (found,) = summaries([row])
-    columns = list(zip(*history.sample_rows(session_id), strict=True)) or [[]] * 5
+    columns: list[Sequence[Any]] = list(zip(*history.sample_rows(session_id), strict=True))
+    columns = columns or [[]] * 5
     t, speed, cap, mode, state = (list(column) for column in columns)
     return jsonify(
         **found,
@@ -104,7 +108,7 @@ def samples_csv(session_id: int) -> ResponseReturnValue:
     history = reader()
     row = history.session(session_id)
     if row is None:
-        return not_found(session_id)
+        raise not_found(session_id)
     start = row.started_at
 
     def lines() -> Iterator[list[tuple]]:
@@ -116,8 +120,8 @@ def samples_csv(session_id: int) -> ResponseReturnValue:
     return _attachment(SAMPLE_COLUMNS, lines(), filename)
 
 
-def not_found(session_id: int) -> ResponseReturnValue:
-    return jsonify(error=f"There is no session {session_id}; GET /api/sessions lists them."), 404
+def not_found(session_id: int) -> Refused:
+    return Refused(f"There is no session {session_id}; GET /api/sessions lists them.", 404)
 
 
 def _session_line(row: SessionRow, stops: int) -> tuple:

@@ -4,18 +4,20 @@ JSON and CSV API in web.history.api, the reads in web.history.queries.
 Everything here reads the SQLite file the daemon writes, read-only, and never the daemon's
 socket: history answers the same whether the daemon runs or not. While there is no usable
 history file (the daemon never started, or its schema is newer or older than this web's),
-pages and API answer 503 with the one sentence device.history.reader gives.
+pages and API answer 503 with the one sentence device.history.reader gives (the API in its
+one error shape, {"ok": false, "error": sentence}).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
 from device.history.reader import StoreError
 from web.history import api as history_api
 from web.history import views as history_views
 from web.history.queries import close_reader
+from web.protect import problem
 
 bp = Blueprint("history", __name__)
 # SQLite's ids are signed 64-bit: a larger one in a URL is no session (404), not an
@@ -34,5 +36,5 @@ bp.teardown_app_request(close_reader)
 @bp.errorhandler(StoreError)
 def no_history(exc: StoreError) -> ResponseReturnValue:
     if request.path.startswith("/api/"):
-        return jsonify(error=str(exc)), 503
+        return problem(str(exc), 503)  # {"ok": false, "error": sentence}, as every API error
     return render_template("history.html", problem=str(exc)), 503

@@ -9,10 +9,9 @@ wrong raise BadQuery, one sentence, which the views answer with 400.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from flask import current_app, g
 
@@ -20,7 +19,9 @@ from device.config.model import Config
 from device.core.events import EventKind, tell
 from device.core.modes import EndReason
 from device.core.program import profile_name
+from device.errors import RetrotreadError
 from device.history.reader import EventRow, History, SegmentRow, SessionRow
+from web.formats import clock, distance, minutes
 from web.site import site
 
 PAGE_SIZE = 25  # sessions per page of /history, and the API's default limit
@@ -40,7 +41,7 @@ END_REASONS = {
 }
 
 
-class BadQuery(ValueError):
+class BadQuery(RetrotreadError, ValueError):
     """A query value a visitor got wrong; str() is one sentence with the fix."""
 
 
@@ -96,6 +97,12 @@ def api_window(args: Mapping[str, str]) -> tuple[int, int]:
 # --- sessions ---
 
 
+@overload
+def local(epoch: float) -> datetime: ...
+@overload
+def local(epoch: None) -> None: ...
+@overload
+def local(epoch: float | None) -> datetime | None: ...
 def local(epoch: float | None) -> datetime | None:
     """Epoch seconds as the Pi's local time."""
     return None if epoch is None else datetime.fromtimestamp(epoch).astimezone()
@@ -150,19 +157,13 @@ def shown(session: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f}"
-
-
-def distance(metres: float) -> str:
-    return f"{metres / 1000:.2f} km" if metres >= 1000 else f"{metres:.0f} m"
-
-
 def end_reason(reason: str | None) -> str:
+    """The reason in words; one this web does not know (a newer daemon's), or none, as it is."""
     try:
-        return END_REASONS[EndReason(reason)]
+        known = EndReason(reason) if reason is not None else None
     except ValueError:
-        return str(reason)
+        known = None
+    return str(reason) if known is None else END_REASONS[known]
 
 
 # --- the weekly chart ---
@@ -271,13 +272,6 @@ def timeline(events: list[EventRow], start: float) -> list[dict[str, Any]]:
         }
         for e in events
     ]
-
-
-def clock(seconds: float) -> str:
-    """Seconds into a session as h:mm:ss or m:ss."""
-    whole = max(0, math.floor(seconds))
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def segment_list(segments: list[SegmentRow], row: SessionRow) -> list[dict[str, Any]]:
