@@ -11,17 +11,17 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browsing import REPO, VISITS, Demo
+from support.ports import free_port
+from support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags the workplace's headless Chromium needs: no sandbox as root, and no background
@@ -38,36 +38,28 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Demo]:
     """`retrotread demo` on a free port with its own history file and socket."""
     work = Path(tempfile.mkdtemp(dir="/tmp", prefix="rt-browser-"))
-    port = _free_port()
+    port = free_port()
     log = work / "demo.log"
     argv = [sys.executable, "-m", "device.cli", "demo", "--port", str(port)]
     argv += ["--db", str(work / "demo.db"), "--socket", str(work / "device.sock")]
     with open(log, "wb") as out:
         process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     running = Demo(url=f"http://127.0.0.1:{port}", db=work / "demo.db", process=process, log=log)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def answers() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"the demo exited {process.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(running.url + "/healthz", timeout=1) as reply:
-                if reply.status == 200:
-                    break
+                return reply.status == 200
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the demo did not answer in 20 s:\n{log.read_text()}")
-        time.sleep(0.1)
+            return False
+
+    wait_until(answers, within_s=20, what="the demo to answer", showing=log.read_text)
     found = re.search(r"admin password \(settings\): (\S+)", log.read_text())
     running.password = found.group(1) if found else ""
     yield running

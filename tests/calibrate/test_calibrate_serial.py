@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import serial
 from support.calibrating import EXAMPLE, ScriptedTerminal, parse
 from support.virtual_clock import VirtualClock
+from support.waiting import wait_until
 
 from device.calibrate.arithmetic import CalibrationError, rounded, scale_for_console
 from device.calibrate.command import calibrate_main
@@ -90,10 +90,11 @@ class LoopBridge:
         return port
 
     def sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + 5.0
-        while not (self.ports and self.ports[-1].is_open and not self.ports[-1].in_waiting):
-            assert time.monotonic() < deadline, "the reader never took the bridge's lines"
-            time.sleep(0.001)
+        assert wait_until(
+            lambda: self.ports and self.ports[-1].is_open and not self.ports[-1].in_waiting,
+            within_s=5.0,
+            what="the reader to take the bridge's lines",
+        )
         self.clock.advance(seconds)
 
     def rig(self) -> tuple[Rig, ScriptedTerminal]:

@@ -4,6 +4,7 @@ the dashboard's commands in, events, LED and buzzer patterns and 1 Hz samples ou
 from __future__ import annotations
 
 import pytest
+from support.ticking import TICK_S, Treadmill, walking
 
 from device.config.load import config_from_mapping, merge_overrides
 from device.config.model import Config
@@ -11,77 +12,6 @@ from device.core.controller import CommandRefused, Controller
 from device.core.events import EventKind
 from device.core.modes import Mode, SessionState
 from device.core.signals import TUNES, LedPattern, RelayState, Tune
-from device.core.tick import TickResult
-from device.sim.belt import SimulatedBelt
-
-TICK_S = 0.1
-
-
-class Treadmill:
-    """A belt making pulses and the device ticking at 10 Hz, in virtual time from 0. What the
-    ticks return is collected for the test to read."""
-
-    def __init__(self, config: Config | None = None):
-        self.config = config or Config()
-        self.device = Controller(self.config, t=0.0)
-        self.belt = SimulatedBelt(self.config.sensor.meters_per_pulse)
-        self.now = 0.0
-        self.results: list[TickResult] = []
-        self._ticks = 0
-        self._release_at: float | None = None
-        self._tick()
-
-    def _tick(self) -> None:
-        t = round(self._ticks * TICK_S, 6)
-        for pulse_t in self.belt.advance(t):
-            self.device.pulse(pulse_t)
-        if self._release_at is not None and self._release_at <= t + 1e-9:
-            self.device.start_up(self._release_at)
-            self._release_at = None
-        self.results.append(self.device.tick(t))
-        self.now = t
-        self._ticks += 1
-
-    def run(self, seconds: float) -> None:
-        end = self.now + seconds
-        while round(self._ticks * TICK_S, 6) <= end + 1e-9:
-            self._tick()
-
-    def belt_kmh(self, kmh: float) -> None:
-        self.belt.set_speed(kmh)
-
-    def press_start(self, *, hold: float = 0.2) -> None:
-        """Finger down now; up `hold` seconds later, which run() reaches."""
-        self.device.start_down(self.now)
-        self._release_at = self.now + hold
-        self.run(hold)
-
-    def press_direction(self) -> None:
-        self.device.direction_pressed(self.now)
-        self.run(TICK_S)
-
-    def events(self, kind: EventKind | None = None) -> list:
-        found = [e for r in self.results for e in r.events]
-        return [e for e in found if kind is None or e.kind is kind]
-
-    def outputs(self, name: str) -> list[str]:
-        return [o.state for r in self.results for o in r.outputs if o.name == name]
-
-    def samples(self) -> list:
-        return [r.sample for r in self.results if r.sample is not None]
-
-    @property
-    def state(self) -> SessionState:
-        return self.device.session.state
-
-
-def walking(kmh: float, *, config: Config | None = None, seconds: float = 5.0) -> Treadmill:
-    """A treadmill whose belt has run at `kmh` for `seconds`, no session yet."""
-    mill = Treadmill(config)
-    mill.belt_kmh(kmh)
-    mill.run(seconds)
-    return mill
-
 
 # ---- the backward start gate ------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.ticking import tick_times
 
 from device.config.load import config_from_mapping
 from device.config.model import Config
@@ -74,14 +75,9 @@ def belt(
     return Belt(mode, state, cap, mean, mean if speed is _DEFAULT else speed, sensor)
 
 
-def ticks(start: float, end: float) -> list[float]:
-    """10 Hz tick times from `start` up to and including `end`."""
-    return [round(start + n * 0.1, 6) for n in range(round((end - start) * 10) + 1)]
-
-
 def walk(guard: Guard, start: float, end: float, mean: float | None, **told) -> list[Actions]:
     """Ticks from `start` to `end`, the belt's mean held at `mean` (and the rest as told)."""
-    return [guard.step(t, belt(mean, **told)) for t in ticks(start, end)]
+    return [guard.step(t, belt(mean, **told)) for t in tick_times(start, end)]
 
 
 def kinds(actions: list[Actions]) -> list[EventKind]:
@@ -101,7 +97,7 @@ ENFORCING = (EventKind.ENFORCED_STOP, EventKind.NOT_ENFORCED)
 
 def enforced_at(guard: Guard, start: float, end: float, mean: float | None, **told) -> float:
     """Walk until the budget is enforced; the tick it was."""
-    for t in ticks(start, end):
+    for t in tick_times(start, end):
         step = guard.step(t, belt(mean, **told))
         if any(e.kind in ENFORCING for e in step.events):
             return t
@@ -141,7 +137,7 @@ def test_the_warning_beeps_slow_then_fast_then_urgent_then_the_stop_tune():
     steps = walk(guard, 0.0, GRACE_S, FAST)
     assert tunes(steps) == [Tune.WARN_SLOW, Tune.WARN_FAST, Tune.WARN_URGENT, Tune.STOPPED]
     changed_at = [
-        t for t, step in zip(ticks(0.0, GRACE_S), steps, strict=True) if step.tune is not None
+        t for t, step in zip(tick_times(0.0, GRACE_S), steps, strict=True) if step.tune is not None
     ]
     # slow for the first half of the grace, fast until its last fifth, then urgent
     assert changed_at == [0.0, 2.5, 4.0, 5.0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.ticking import tick_times
 
 from device.core.overspeed import (
     CLEAR_AFTER_S,
@@ -41,8 +42,7 @@ def hold(
     tick_s: float = 0.1,
 ) -> list[Decision]:
     """Ticks every `tick_s` from `start` up to and including `end`, the mean held at `mean`."""
-    ticks = round((end - start) / tick_s)
-    return [watch.judge(round(start + n * tick_s, 6), limit, mean) for n in range(ticks + 1)]
+    return [watch.judge(t, limit, mean) for t in tick_times(start, end, every_s=tick_s)]
 
 
 # ---- the line ------------------------------------------------------------------------------------

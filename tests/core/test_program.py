@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.program_walks import HOME, walk_all, walked_at
 
 from device.config.kinds import ConfigError
 from device.config.load import config_from_mapping
@@ -31,43 +32,11 @@ from device.core.program import (
 T0 = datetime(2025, 10, 9, 9, 0).timestamp()
 DAY = 86400.0
 CONFIG = Config()
-HOME = config_from_mapping({"program": {"single_user": True, "profile": "ana"}})
-
-
-def walked_at(
-    start: float,
-    *,
-    backward_min: float = 12,
-    fast_min: float = 0,
-    paced_min: float | None = None,
-    reason: EndReason = EndReason.BUTTON,
-    level: int = 1,
-) -> SessionSummary:
-    """A session starting at epoch `start` with `backward_min` minutes walked backward, of
-    them `paced_min` (all unless told) at [program] qualifying_share of the cap or faster."""
-    return SessionSummary(
-        started_at=start,
-        ended_at=start + backward_min * 60 + 60,
-        end_reason=reason,
-        backward_s=backward_min * 60,
-        backward_fast_s=fast_min * 60,
-        level=level,
-        backward_paced_s=(backward_min if paced_min is None else paced_min) * 60,
-    )
 
 
 def walk(day: float = 0, **session: Any) -> SessionSummary:
     """A session on `day` of the program (see walked_at)."""
     return walked_at(T0 + day * DAY, **session)
-
-
-def walk_all(profile: Profile, sessions: list[SessionSummary], config: Config = CONFIG):
-    """The profile after these sessions, and every event they earned."""
-    events = []
-    for number, summary in enumerate(sessions):
-        profile, earned = after_session(profile, summary, config, t=float(number))
-        events += earned
-    return profile, events
 
 
 # ---- levels --------------------------------------------------------------------------------

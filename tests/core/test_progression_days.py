@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-from test_program import walked_at
+from support.program_walks import HOME, walk_all, walked_at
 
 from device.config.load import config_from_mapping
 from device.config.model import Config
@@ -25,7 +25,6 @@ from device.core.progression import Progression
 from device.core.session import SessionTotals
 
 CONFIG = Config()
-HOME = config_from_mapping({"program": {"single_user": True, "profile": "ana"}})
 FIRST_DAY = date(2025, 10, 9)  # a Thursday
 
 
@@ -38,14 +37,6 @@ def at(day: int, hour: float = 14.0) -> float:
 
 # a session starting at epoch `start` (backward_min, paced_min, fast_min, reason)
 walk = walked_at
-
-
-def walk_all(profile: Profile, sessions: list[SessionSummary], config: Config = CONFIG):
-    events = []
-    for number, summary in enumerate(sessions):
-        profile, earned = after_session(profile, summary, config, t=float(number))
-        events += earned
-    return profile, events
 
 
 def one_afternoon(count: int, **kwargs: float) -> list[SessionSummary]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.ticking import tick_times
 
 from device.config.model import SessionConfig
 from device.core.events import EventKind
@@ -39,10 +40,9 @@ def act(walker: SessionMachine, t: float, action: str | None) -> list:
 def walk(walker: SessionMachine, start: float, until: float, kmh: float | None, *, every=0.1):
     """Tick the machine every `every` seconds from `start` up to and including `until`;
     returns the events the belt caused."""
-    events, n = [], 0
-    while (t := round(start + n * every, 6)) <= until + 1e-9:
+    events = []
+    for t in tick_times(start, until, every_s=every):
         events += walker.tick(t, kmh)
-        n += 1
     return events
 
 

@@ -4,12 +4,12 @@ both pins, feeds both channels to the guard, and says which one fell silent."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.waiting import wait_until
 
 from device.config.load import config_from_mapping
 from device.daemon import Daemon
@@ -18,15 +18,6 @@ CHECK_PIN = 27
 # 1.6 km/h at 0.157 m per pulse: slow enough that a channel ending its pulses may be a belt
 # that stopped, so only the other channel, still pulsing, shows it is silent
 EDGE_EVERY_S = 0.35
-
-
-def wait_for(condition: Callable[[], Any], *, within_s: float, what: str) -> Any:
-    deadline = time.monotonic() + within_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within_s} s for {what}")
-        time.sleep(0.02)
-    return result
 
 
 class Magnets(threading.Thread):
@@ -72,21 +63,21 @@ def running(tmp_path) -> Iterator[tuple[Daemon, Magnets]]:
 
 def test_the_daemon_reads_both_sensors_and_they_agree(running) -> None:
     daemon, _ = running
-    status = wait_for(lambda: (s := daemon.status()).get("speed_kmh") and s, within_s=5,
-                      what="a speed")  # fmt: skip
+    status = wait_until(lambda: (s := daemon.status()).get("speed_kmh") and s, within_s=5,
+                        what="a speed")  # fmt: skip
     assert status["sensor"]["checked"] is True
     controller = daemon.controller
     check = controller.sensor.check if controller is not None else None
     assert check is not None
-    wait_for(lambda: check.estimator.pulses >= 5, within_s=5, what="check pulses")
+    wait_until(lambda: check.estimator.pulses >= 5, within_s=5, what="check pulses")
     assert daemon.status()["sensor"]["ok"] is True
 
 
 def test_a_check_sensor_that_falls_silent_is_named(running) -> None:
     daemon, magnets = running
-    wait_for(lambda: daemon.status().get("speed_kmh"), within_s=5, what="a speed")
+    wait_until(lambda: daemon.status().get("speed_kmh"), within_s=5, what="a speed")
     magnets.alive.discard("check")  # its wire is cut; the hall sensor goes on pulsing
-    sensor = wait_for(
+    sensor = wait_until(
         lambda: (s := daemon.status()["sensor"])["state"] == "silent" and s,
         within_s=5,
         what="the silent check sensor",

@@ -21,8 +21,8 @@ from support.device_process import (
     read_history,
     segments,
     sessions,
-    wait_for,
 )
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +134,7 @@ def test_subscribe_streams_a_status_line_every_quarter_second(device: Device) ->
         assert all(line["ok"] is True and "speed_kmh" in line for line in lines)
         assert 0.75 <= took <= 2.0, f"4 lines took {took:.2f} s, not about 1 s"
         device.request("start")
-        wait_for(lambda: next(stream)["state"] == "running", within_s=2, what="running")
+        wait_until(lambda: next(stream)["state"] == "running", within_s=2, what="running")
 
 
 # -- crashes, stops and mistakes ----------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_after_kill_9_the_restarted_device_closes_the_session_as_interrupted(
     session_id = 1
     # samples are written in batches at most 5 s apart: wait for the first batch
     first_batch = "SELECT 1 FROM samples WHERE session_id = ?"
-    wait_for(
+    wait_until(
         lambda: read_history(first.db_path, first_batch, session_id),
         within_s=8,
         what="the first batch of samples",

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.device_process import Device, assert_one_sentence, read_history, wait_for
+from support.device_process import Device, assert_one_sentence, read_history
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -70,7 +71,7 @@ def config_for(belt: SerialBelt) -> str:
 def walk_over_the_cap(device: Device, belt: SerialBelt) -> float:
     """A backward session at 0.5 km/h, then the belt at 4 km/h, twice the start cap. Returns
     how long after the first warning the relay opened."""
-    wait_for(lambda: device.request("status")["speed_kmh"] == 0.5, within_s=5, what="0.5 km/h")
+    wait_until(lambda: device.request("status")["speed_kmh"] == 0.5, within_s=5, what="0.5 km/h")
     assert device.request("start")["status"]["state"] == "running"
     belt.kmh = 4.0
     warned_at = None
@@ -118,7 +119,7 @@ def test_a_write_lock_held_elsewhere_never_delays_the_stop_and_loses_nothing(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    wait_for(lambda: history_health(device)["ok"], within_s=5, what="history saved again")
+    wait_until(lambda: history_health(device)["ok"], within_s=5, what="history saved again")
     assert device.request("status")["history_error"] is None
     assert history_health(device)["lost_rows"] == 0
     kinds = event_kinds(device.db_path)
@@ -170,10 +171,10 @@ def test_a_full_disk_never_delays_the_stop_and_writing_resumes_when_space_return
     filler = fill(small_filesystem)
     late = walk_over_the_cap(device, belt)
     assert late <= GRACE_S + ON_TIME_S, f"the relay opened {late:.2f} s after the warning"
-    wait_for(lambda: not history_health(device)["ok"], within_s=5, what="the disk to refuse")
+    wait_until(lambda: not history_health(device)["ok"], within_s=5, what="the disk to refuse")
     assert "full" in history_health(device)["error"]
     filler.unlink()
-    wait_for(lambda: history_health(device)["ok"], within_s=5, what="history saved again")
+    wait_until(lambda: history_health(device)["ok"], within_s=5, what="history saved again")
     assert {"overspeed_warning", "enforced_stop"} <= set(event_kinds(device.db_path))
     assert history_health(device)["lost_rows"] == 0
     assert device.process.poll() is None
@@ -244,10 +245,10 @@ def test_the_status_counts_rejected_lines_and_names_a_lost_bridge(
     device = launch(config_for(belt))
     device.wait_ready()
     # the bridge's lines read: the port is open (lines sent before it opens are never seen)
-    wait_for(lambda: device.request("status")["speed_kmh"] == 0.5, within_s=5, what="0.5 km/h")
+    wait_until(lambda: device.request("status")["speed_kmh"] == 0.5, within_s=5, what="0.5 km/h")
     for _ in range(4):
         os.write(belt.master, b"ERR belt sensor fault\n")
-    health = wait_for(
+    health = wait_until(
         lambda: (h := device.request("status")["health"])["sensor_rejected"] >= 4 and h,
         within_s=3,
         what="four rejected lines in the status",
@@ -256,7 +257,7 @@ def test_the_status_counts_rejected_lines_and_names_a_lost_bridge(
     history = health["history"]
     assert history["ok"] is True and history["error"] is None and history["lost_rows"] == 0
     belt.close()  # the bridge's cable pulled: its pty is gone
-    error = wait_for(
+    error = wait_until(
         lambda: device.request("status")["health"]["sensor_error"],
         within_s=5,
         what="the lost bridge named in the status",

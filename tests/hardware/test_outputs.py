@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 
 import pytest
 from gpiozero.pins.mock import MockPin
+from support.waiting import wait_until
 
 from device.config.model import OutputsConfig
 from device.core.signals import TUNES, Tune
@@ -25,15 +25,6 @@ def levels(pin: MockPin) -> list[bool]:
 def rises(pin: MockPin) -> int:
     seen = levels(pin)
     return sum(1 for before, after in itertools.pairwise(seen) if after and not before)
-
-
-def wait_for(condition: Callable[[], bool], *, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
 
 
 @pytest.fixture
@@ -89,14 +80,19 @@ def test_led_slow_blink_for_backward_turns_on_then_off(make_outputs, mock_factor
     led.clear_states()
     outputs.apply("led", "slow_blink")
     # 0.5 s on, then off: the first blink is over well within a second
-    assert wait_for(lambda: levels(led)[:3] == [False, True, False], within_s=2.0), levels(led)
+    assert wait_until(
+        lambda: levels(led)[:3] == [False, True, False],
+        within_s=2.0,
+        what="one slow blink",
+        showing=lambda: levels(led),
+    )
 
 
 def test_led_off_stops_a_blink(make_outputs, mock_factory):
     outputs = make_outputs()
     led = mock_factory.pin(LED)
     outputs.apply("led", "fast_blink")
-    assert wait_for(lambda: rises(led) >= 2, within_s=2.0)
+    assert wait_until(lambda: rises(led) >= 2, within_s=2.0, what="two fast blinks")
     outputs.apply("led", "off")
     assert led.state is False
     seen = len(led.states)
@@ -110,7 +106,12 @@ def test_start_tune_is_one_beep_that_ends_quiet(make_outputs, mock_factory):
     buzzer = mock_factory.pin(BUZZER)
     buzzer.clear_states()
     outputs.apply("buzzer", "start")
-    assert wait_for(lambda: levels(buzzer) == [False, True, False], within_s=2.0), levels(buzzer)
+    assert wait_until(
+        lambda: levels(buzzer) == [False, True, False],
+        within_s=2.0,
+        what="one beep",
+        showing=lambda: levels(buzzer),
+    )
 
 
 def test_refused_tune_beeps_three_times(make_outputs, mock_factory):
@@ -119,7 +120,9 @@ def test_refused_tune_beeps_three_times(make_outputs, mock_factory):
     buzzer.clear_states()
     outputs.apply("buzzer", "refused")
     assert TUNES[Tune.REFUSED].count == 3
-    assert wait_for(lambda: rises(buzzer) == 3 and buzzer.state is False, within_s=2.0)
+    assert wait_until(
+        lambda: rises(buzzer) == 3 and buzzer.state is False, within_s=2.0, what="three beeps"
+    )
     assert levels(buzzer) == [False, True, False, True, False, True, False]
 
 
@@ -127,7 +130,7 @@ def test_silent_stops_a_tune_at_once(make_outputs, mock_factory):
     outputs = make_outputs()
     buzzer = mock_factory.pin(BUZZER)
     outputs.apply("buzzer", "end")  # one 0.8 s beep
-    assert wait_for(lambda: buzzer.state is True, within_s=1.0)
+    assert wait_until(lambda: buzzer.state is True, within_s=1.0, what="the beep to begin")
     outputs.apply("buzzer", "silent")
     assert buzzer.state is False
 

@@ -12,24 +12,19 @@ from pathlib import Path
 import pytest
 import serial
 from support.virtual_clock import VirtualClock
+from support.waiting import wait_until
 
 from device.config.line_pattern import compile_speed_pattern
 from device.config.load import check_config_main
 from device.config.model import SensorConfig
-from device.hardware.serial_speed import LineSplitter, SerialSpeedSource, parse_speed
+from device.hardware.serial_speed import SerialSpeedSource
 from device.hardware.source import SourceError
+from device.hardware.speed_line import LineSplitter, parse_speed
 
 # retry and read timeouts short enough that the whole file runs in about a second
 QUICK = {"backoff_s": (0.01, 0.05), "read_timeout_s": 0.05}
-
-
-def wait_until(predicate, timeout: float = 2.0) -> None:
-    """Poll until predicate() holds; fail the test if it does not within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout} s for {predicate.__doc__}")
-        time.sleep(0.005)
+# ... and a reader thread that gets there at all gets there well within this
+WITHIN_S = 2.0
 
 
 class Readings:
@@ -122,9 +117,9 @@ def test_speed_in_each_unit_is_reported_in_kmh(unit, line, kmh, readings):
         "loop://", unit=unit, on_speed=readings, clock=clock, serial_for_url=opener, **QUICK
     )
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         opener.ports[-1].write(line)
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
     assert readings.items == [(50.0, pytest.approx(kmh))]
     assert source.speed_kmh(50.0) == pytest.approx(kmh)
 
@@ -170,9 +165,9 @@ def test_serial_scale_corrects_a_bridge_that_reads_fast(readings):
         "loop://", scale=1.05, on_speed=readings, serial_for_url=opener, **QUICK
     )
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         opener.ports[-1].write(b"3.00\n")
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
     assert readings.speeds == [pytest.approx(3.15)]
 
 
@@ -183,9 +178,9 @@ def test_a_reading_made_absurd_by_the_scale_is_rejected(readings):
         "loop://", scale=1.05, on_speed=readings, serial_for_url=opener, **QUICK
     )
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         opener.ports[-1].write(b"39\n38\n")
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
         assert readings.speeds == [pytest.approx(39.9)]
         assert source.rejected_lines == 1
 
@@ -207,9 +202,9 @@ def test_source_from_the_sensor_table_carries_every_key(readings):
     )
     assert source.url == "loop://"
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         opener.ports[-1].write(b"boot 9\nSPD:2.0\n")  # the pattern skips the boot line
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
         assert source.rejected_lines == 1
     assert opener.settings[0]["baudrate"] == 19200
     assert readings.items == [(10.0, pytest.approx(2.0 * 1.609344 * 1.1))]
@@ -226,9 +221,9 @@ def test_bridge_debug_text_and_crlf_lines_are_parsed_with_the_configured_pattern
         **QUICK,
     )
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         cable.send(b"ESP32 bridge v1.2 boot ok\r\nSPD:3.2\r\n")
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
         assert readings.speeds == [pytest.approx(3.2)]
         assert source.rejected_lines == 1
 
@@ -237,14 +232,14 @@ def test_garbage_noise_and_an_overlong_line_are_counted_and_parsing_goes_on(cabl
     cable.plug()
     source = SerialSpeedSource(str(cable.path), on_speed=readings, **QUICK)
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         cable.send(b"hello treadmill\n")
         cable.send(bytes(range(0x80, 0x100)) + b"\n")  # line noise, not UTF-8
         cable.send(b"7" * 1000 + b"\n")  # a runaway line: its digits must not become a speed
         cable.send(b"55\n")  # no belt runs at 55 km/h
         cable.send(b"-1.5\n")
         cable.send(b"4.2\n")
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
         assert readings.speeds == [pytest.approx(4.2)]
         assert source.rejected_lines == 5
         assert source.connected
@@ -255,12 +250,12 @@ def test_rejected_lines_are_said_once_per_cause_at_info(cable, readings, caplog)
     cable.plug()
     source = SerialSpeedSource(str(cable.path), on_speed=readings, **QUICK)
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         for _ in range(3):
             cable.send(b"hello treadmill\n")
             cable.send(b"7" * 1000 + b"\n")
         cable.send(b"4.2\n")
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
         assert source.rejected_lines == 6
     said = [
         r.getMessage()
@@ -294,9 +289,9 @@ def test_speed_becomes_unknown_once_the_bridge_is_silent_for_stale_s(readings):
     )
     with source:
         assert source.speed_kmh(200.0) is None  # nothing heard yet
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         opener.ports[-1].write(b"2.4\n")
-        wait_until(lambda: readings.speeds)
+        wait_until(lambda: readings.speeds, within_s=WITHIN_S, what="a reading")
     assert source.speed_kmh(202.0) == pytest.approx(2.4)
     assert not source.is_stale(202.0)
     assert source.speed_kmh(202.01) is None
@@ -309,26 +304,34 @@ def test_unplugged_cable_is_reopened_and_readings_resume(cable, readings, caplog
     cable.plug()
     source = SerialSpeedSource(str(cable.path), on_speed=readings, serial_for_url=opener, **QUICK)
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         cable.send(b"3.0\n")
-        wait_until(lambda: readings.speeds == [3.0])
+        wait_until(lambda: readings.speeds == [3.0], within_s=WITHIN_S, what="3.0 km/h read")
 
         cable.unplug()
-        wait_until(lambda: not source.connected)
+        wait_until(lambda: not source.connected, within_s=WITHIN_S, what="the port to be lost")
         attempts = opener.attempts
-        wait_until(lambda: opener.attempts >= attempts + 3)  # it keeps trying
+        wait_until(
+            lambda: opener.attempts >= attempts + 3, within_s=WITHIN_S, what="it to keep trying"
+        )
         assert str(cable.path) in source.last_error
 
         cable.plug()
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         assert source.last_error is None
         cable.send(b"2.0\n")
-        wait_until(lambda: readings.speeds == [3.0, 2.0])
+        wait_until(
+            lambda: readings.speeds == [3.0, 2.0], within_s=WITHIN_S, what="3.0 then 2.0 km/h read"
+        )
         # one warning for the outage, however many retries it took
         assert len(serial_warnings(caplog)) == 1
 
         cable.unplug()  # the next outage is news again
-        wait_until(lambda: len(serial_warnings(caplog)) == 2)
+        wait_until(
+            lambda: len(serial_warnings(caplog)) == 2,
+            within_s=WITHIN_S,
+            what="two warnings about the port",
+        )
 
 
 def test_device_file_vanishing_is_noticed_even_while_the_line_is_quiet(cable, readings):
@@ -336,14 +339,14 @@ def test_device_file_vanishing_is_noticed_even_while_the_line_is_quiet(cable, re
     target = os.readlink(cable.path)
     source = SerialSpeedSource(str(cable.path), on_speed=readings, **QUICK)
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         cable.path.unlink()  # udev removed the link, the bridge sends nothing
-        wait_until(lambda: not source.connected)
+        wait_until(lambda: not source.connected, within_s=WITHIN_S, what="the port to be lost")
 
         cable.path.symlink_to(target)
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         cable.send(b"1.5\n")
-        wait_until(lambda: readings.speeds == [1.5])
+        wait_until(lambda: readings.speeds == [1.5], within_s=WITHIN_S, what="1.5 km/h read")
 
 
 def test_port_missing_at_start_keeps_retrying_and_says_why(cable, readings, caplog):
@@ -351,7 +354,9 @@ def test_port_missing_at_start_keeps_retrying_and_says_why(cable, readings, capl
     source = SerialSpeedSource(str(cable.path), on_speed=readings, serial_for_url=opener, **QUICK)
     source.start()  # does not raise: the rest of the device must come up without the bridge
     try:
-        wait_until(lambda: opener.attempts >= 3)
+        wait_until(
+            lambda: opener.attempts >= 3, within_s=WITHIN_S, what="three tries to open the port"
+        )
         assert not source.connected
         message = source.last_error
         assert message.startswith(f"serial port {cable.path} does not exist")
@@ -361,9 +366,9 @@ def test_port_missing_at_start_keeps_retrying_and_says_why(cable, readings, capl
         assert len(serial_warnings(caplog)) == 1
 
         cable.plug()
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         cable.send(b"2.5\n")
-        wait_until(lambda: readings.speeds == [2.5])
+        wait_until(lambda: readings.speeds == [2.5], within_s=WITHIN_S, what="2.5 km/h read")
     finally:
         source.close()
 
@@ -377,7 +382,9 @@ def test_port_without_permission_asks_for_the_dialout_group():
 
     source = SerialSpeedSource("/dev/ttyUSB0", serial_for_url=refused, **QUICK)
     with source:
-        wait_until(lambda: source.last_error is not None)
+        wait_until(
+            lambda: source.last_error is not None, within_s=WITHIN_S, what="an error from the port"
+        )
     assert source.last_error.startswith("no permission to open serial port /dev/ttyUSB0")
     assert "dialout group" in source.last_error
 
@@ -385,7 +392,9 @@ def test_port_without_permission_asks_for_the_dialout_group():
 def test_unknown_url_scheme_asks_to_fix_the_url():
     source = SerialSpeedSource("tcp-oops://bridge", **QUICK)
     with source:
-        wait_until(lambda: source.last_error is not None)
+        wait_until(
+            lambda: source.last_error is not None, within_s=WITHIN_S, what="an error from the port"
+        )
     assert "tcp-oops://bridge" in source.last_error
     assert "[sensor] url" in source.last_error
 
@@ -394,7 +403,7 @@ def test_close_stops_the_reader_thread(cable):
     cable.plug()
     source = SerialSpeedSource(str(cable.path), **QUICK)
     source.start()
-    wait_until(lambda: source.connected)
+    wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
     source.close()
     names = [thread.name for thread in threading.enumerate()]
     assert f"serial-speed {cable.path}" not in names
@@ -412,9 +421,9 @@ def test_a_failing_consumer_does_not_silence_the_sensor(caplog):
 
     source = SerialSpeedSource("loop://", on_speed=flaky, serial_for_url=opener, **QUICK)
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         opener.ports[-1].write(b"1.0\n2.0\n")
-        wait_until(lambda: len(seen) == 2)
+        wait_until(lambda: len(seen) == 2, within_s=WITHIN_S, what="two readings")
     assert seen == [1.0, 2.0]
     assert any("on_speed failed" in r.getMessage() for r in caplog.records)
 
@@ -464,10 +473,10 @@ def test_a_flood_is_matched_only_for_its_newest_lines_and_the_rest_counted(readi
     opener = CountingOpener()
     source = SerialSpeedSource("loop://", on_speed=readings, serial_for_url=opener, **QUICK)
     with source:
-        wait_until(lambda: source.connected)
+        wait_until(lambda: source.connected, within_s=WITHIN_S, what="the port to open")
         # a bridge gone wrong: a thousand lines in one read, the last one the belt's speed now
         opener.ports[-1].write(b"1.0\n" * 999 + b"3.5\n")
-        wait_until(lambda: 3.5 in readings.speeds)
+        wait_until(lambda: 3.5 in readings.speeds, within_s=WITHIN_S, what="3.5 km/h read")
         assert source.skipped_lines + len(readings.speeds) == 1000
         assert len(readings.speeds) <= 32 * 2  # the newest of each read, a read or two
         assert readings.speeds[-1] == 3.5 and source.rejected_lines == 0

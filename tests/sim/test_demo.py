@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,18 +14,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.ports import free_port
 
 from device.ipc.client import DeviceClient, DeviceOffline
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # The routine starts the belt at 2 s and presses START at 5 s; 8 s leaves room to see both.

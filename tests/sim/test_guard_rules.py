@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from test_safety_scenarios import status_at, the
-from test_simulate import SCENARIOS, cli, events, sample_at
+from support.scenarios import SCENARIOS, cli, events, sample_at, status_at, the
 
 from device.core.guard import NO_SESSION_READS, RELEASE_AFTER_S
 from device.core.overspeed import REFILL_PER_S

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from support.scenarios import SCENARIOS, cli
 
 from device.config.load import config_from_mapping
 from device.history.store import Store
 from device.sim.scenario import load_scenario
 from device.sim.simulate import Simulation
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-
 
 def simulate(name: str, db: Path) -> dict:
-    scenario = SCENARIOS / f"{name}.toml"
-    done = subprocess.run(
-        [sys.executable, "-m", "device.cli", "simulate", str(scenario), "--db", str(db)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = cli(str(SCENARIOS / f"{name}.toml"), "--db", str(db))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -94,13 +85,8 @@ def test_a_gym_guest_starts_every_session_as_a_beginner(tmp_path):
     (tmp_path / "scenarios").mkdir()
     path = tmp_path / "scenarios" / "gym.toml"
     path.write_text(gym)
-    done = subprocess.run(
-        [sys.executable, "-m", "device.cli", "simulate", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    done = cli(str(path))
+    assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert not kinds(report, "level_up")
     started = kinds(report, "session_started")

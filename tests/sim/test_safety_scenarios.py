@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.scenarios import SCENARIOS, cli, events, outputs, sample_at, status_at, the
 from support.virtual_clock import VirtualClock
-from test_simulate import SCENARIOS, cli, events, outputs, sample_at
 
 from device.config.load import config_from_mapping
 from device.core.events import Event, EventKind
@@ -26,7 +26,7 @@ from device.core.tick import TickResult
 from device.daemon import Daemon, Input
 from device.history.store import Store, StoreError
 from device.sim.belt import SimulatedBelt
-from device.sim.scenario import Scenario, Step, load_scenario
+from device.sim.scenario import Scenario, Step
 from device.sim.simulate import Simulation
 
 GRACE_S = 5.0  # the built-in grace
@@ -43,30 +43,6 @@ def story(name: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     return json.loads(done.stdout)
-
-
-def status_at(name: str, t: float) -> dict[str, Any]:
-    """The dashboard's status at time t of the story, after the tick at t."""
-    scenario = load_scenario(str(SCENARIOS / f"{name}.toml"))
-    steps = [step for step in scenario.steps if step.at < t]
-    cut = Scenario(scenario.config, [*steps, Step(at=t, action="end", value=True)])
-    simulation = Simulation(cut, Store(":memory:"), config=config_from_mapping(cut.config))
-    seen: dict[str, Any] = {}
-    shutdown = simulation.controller.shutdown
-
-    def read_status_then_shut_down(at: float):
-        seen.update(simulation.controller.status(at))
-        return shutdown(at)
-
-    simulation.controller.shutdown = read_status_then_shut_down  # type: ignore[method-assign]
-    simulation.run()
-    return seen
-
-
-def the(rep: dict, kind: str) -> dict:
-    """The one event of this kind in the story."""
-    (event,) = events(rep, kind)
-    return event
 
 
 def changes(rep: dict, name: str) -> list[tuple[float, str]]:

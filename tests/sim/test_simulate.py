@@ -7,31 +7,17 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.scenarios import SCENARIOS, cli, events, outputs, sample_at
 
 from device.config.load import config_from_mapping
 from device.history.store import Store
 from device.sim.scenario import load_scenario
 from device.sim.simulate import Simulation, simulate_main
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 KMH = 1 / 3.6  # m/s per km/h
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "device.cli", "simulate", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def simulate(name: str) -> dict[str, Any]:
@@ -46,19 +32,6 @@ def simulate(name: str) -> dict[str, Any]:
 def report(name: str) -> dict[str, Any]:
     """simulate(name), run once per test session (tests only read it)."""
     return simulate(name)
-
-
-def sample_at(rep: dict, t: float) -> dict:
-    (sample,) = [s for s in rep["samples"] if s["t"] == t]
-    return sample
-
-
-def events(rep: dict, kind: str) -> list[dict]:
-    return [e for e in rep["events"] if e["kind"] == kind]
-
-
-def outputs(rep: dict, name: str) -> list[str]:
-    return [o["state"] for o in rep["outputs"] if o["name"] == name]
 
 
 # ---- through the real command line ---------------------------------------------------------

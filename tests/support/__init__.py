@@ -1,3 +1,15 @@
-"""What the tests share: the daemon as a subprocess (device_process), a virtual clock, the
-attack and legit stories with the invariant they are judged by, the calibrate terminal, and
-one wait_until and one free_port."""
+"""What the tests share (imported as `support.X`; the benchmarks import `tests.support.X`):
+
+- waiting: `wait_until`, the one deadline loop for another thread or process.
+- ports: `free_port`, for a dashboard started as a subprocess.
+- ticking: tick times at the daemon's 10 Hz and the Treadmill that drives a Controller
+  through virtual time.
+- virtual_clock: a clock that moves only when the test says (buttons, serial, calibrate).
+- device_process: the daemon as a subprocess and readers of the history file it writes.
+- scenarios: the stories in tests/scenarios, `retrotread simulate` on them, readers of its
+  report and the status at a moment of a story.
+- program_walks: sessions as the program counts them, and a profile walked through them.
+- live_page: the live page's elements by id and /api/stream read one message at a time.
+- invariant, stories: the safety invariant and the attack and legit stories it judges.
+- calibrating: the calibrate command line and a person at the treadmill answering it.
+"""

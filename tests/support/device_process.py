@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,12 @@ import pytest
 
 from device.ipc.client import DeviceClient, DeviceOffline
 
+from .waiting import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 START_WITHIN_S = 10.0
 # the belt stands still in these tests; without this the session would pause itself after 5 s
 STEADY_CONFIG = "[session]\npause_after_stop_s = 600\n"
-
-
-def wait_for(condition: Callable[[], Any], *, within_s: float, what: str) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within_s} s for {what}")
-        time.sleep(0.02)
 
 
 class Device:
@@ -75,7 +65,7 @@ class Device:
             except DeviceOffline:
                 return None
 
-        return wait_for(answers, within_s=START_WITHIN_S, what="the device socket to answer")
+        return wait_until(answers, within_s=START_WITHIN_S, what="the device socket to answer")
 
     def request(self, cmd: str, **args: Any) -> dict[str, Any]:
         return self.client.request({"cmd": cmd, **args})
@@ -145,4 +135,4 @@ def assert_one_sentence(text: str) -> None:
 
 def history_shows(db_path: Path, query: Callable[[Path], Any], expected: Any) -> None:
     """The daemon answers a command before the tick that writes it ends: wait for the row."""
-    wait_for(lambda: query(db_path) == expected, within_s=2, what=f"{expected} in the history")
+    wait_until(lambda: query(db_path) == expected, within_s=2, what=f"{expected} in the history")
