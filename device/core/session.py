@@ -8,7 +8,7 @@ call; the controller asks it before calling `start` or `resume`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,22 @@ class SessionAction(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     END = "end"  # a long press
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A session's figures as the history keeps them (a column each in the sessions table):
+    a snapshot of SessionTotals that another thread may write while the session goes on.
+    `kcal` is None only for sessions recorded before the energy estimate existed."""
+
+    distance_m: float = 0.0
+    backward_s: float = 0.0
+    forward_s: float = 0.0
+    backward_distance_m: float = 0.0
+    top_speed_kmh: float = 0.0
+    kcal: float | None = None
+    backward_fast_s: float = 0.0
+    backward_paced_s: float = 0.0
 
 
 @dataclass
@@ -65,6 +81,10 @@ class SessionTotals:
     @property
     def active_s(self) -> float:
         return self.backward_s + self.forward_s
+
+    def figures(self) -> Totals:
+        """What the history keeps of these totals, as of now: every figure Totals names."""
+        return Totals(**{f.name: getattr(self, f.name) for f in fields(Totals)})
 
 
 class SessionMachine:

@@ -28,6 +28,10 @@ class OutputChange:
 
 @dataclass(frozen=True)
 class Sample:
+    """The belt once a second, as the controller saw it and the history keeps it: `speed_kmh`
+    None means unknown (sensor lost), `cap_kmh` None means no cap applied. `t` is monotonic
+    from the controller, epoch seconds in the history."""
+
     t: float
     speed_kmh: float | None
     mode: Mode

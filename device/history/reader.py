@@ -19,23 +19,11 @@ from typing import Any, Self
 from device.core.events import EventKind
 from device.core.modes import EndReason, Mode, SessionState
 from device.core.program import Profile, SessionSummary
+from device.core.tick import Sample
 from device.history import schema
 from device.history.schema import ELSEWHERE, StoreError
 
-__all__ = ["EventRow", "History", "Sample", "SegmentRow", "SessionRow", "StoreError"]
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The belt once a second: `speed_kmh` None means unknown (sensor lost), `cap_kmh` None
-    means no cap applied."""
-
-    t: float
-    speed_kmh: float | None
-    mode: Mode
-    state: SessionState
-    cap_kmh: float | None
-    session_id: int
+__all__ = ["EventRow", "History", "SegmentRow", "SessionRow", "StoreError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +43,11 @@ class SessionRow:
     last_sample_at: float | None  # the newest flushed sample
     backward_fast_s: float  # backward at [program] running_unlock_kmh or faster
     level: int | None  # the walking level it was walked at; None before schema version 2
+
+    @property
+    def active_s(self) -> float:
+        """Time walked, either way (pauses are not in it)."""
+        return self.backward_s + self.forward_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +169,7 @@ class History:
             f"SELECT {_columns(Sample)} FROM samples WHERE session_id = ? ORDER BY t",
             (session_id,),
         ).fetchall()
-        return [Sample(t, v, Mode(m), SessionState(s), cap, sid)
-                for t, v, m, s, cap, sid in rows]  # fmt: skip
+        return [Sample(t, v, Mode(m), SessionState(s), cap) for t, v, m, s, cap in rows]
 
     def sample_rows(
         self, session_id: int

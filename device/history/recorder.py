@@ -8,7 +8,7 @@ start-up; the simulator maps scenario second 0 onto the moment it began.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from device.config.model import Config
@@ -16,9 +16,8 @@ from device.core.controller import Controller
 from device.core.events import Event, EventKind
 from device.core.guard import RESTART_WATCH_S
 from device.core.program import Profile, profile_name
-from device.core.session import SessionTotals
+from device.core.session import Totals
 from device.core.tick import Sample, TickResult
-from device.history.store import Sample as StoredSample
 from device.history.store import Store
 
 log = logging.getLogger("retrotread.session")
@@ -31,7 +30,7 @@ class Entry:
 
     events: tuple[Event, ...]
     sample: Sample | None
-    totals: dict[str, float] | None
+    totals: Totals | None
     profile: Profile | None
 
     @classmethod
@@ -39,7 +38,7 @@ class Entry:
         """None for a tick with nothing to record."""
         if not (result.events or result.sample or result.totals or result.profile):
             return None
-        totals = None if result.totals is None else _totals(result.totals)
+        totals = None if result.totals is None else result.totals.figures()
         return cls(tuple(result.events), result.sample, totals, result.profile)
 
     @property
@@ -91,24 +90,13 @@ class Recorder:
                 self.store.start_segment(self.session_id, at, event.details["mode"])
             self.store.add_event(at, event.kind, event.details, session_id=self.session_id)
             if event.kind is EventKind.SESSION_ENDED and self.session_id is not None:
-                self.store.end_session(
-                    self.session_id, at, event.details["reason"], **(entry.totals or {})
-                )
+                self.store.end_session(self.session_id, at, event.details["reason"], entry.totals)
                 self.session_id = None
         if entry.sample is not None and self.session_id is not None:
-            sample = entry.sample
-            self.store.add_sample(
-                StoredSample(
-                    session_id=self.session_id,
-                    t=self.wall(sample.t),
-                    speed_kmh=sample.speed_kmh,
-                    mode=sample.mode,
-                    state=sample.state,
-                    cap_kmh=sample.cap_kmh,
-                )
-            )
+            sample = replace(entry.sample, t=self.wall(entry.sample.t))  # epoch, for the history
+            self.store.add_sample(self.session_id, sample)
         if self.session_id is not None and entry.totals is not None:
-            self.store.update_totals(self.session_id, **entry.totals)
+            self.store.update_totals(self.session_id, entry.totals)
         if entry.profile is not None:
             self.store.save_profile(entry.profile)
 
@@ -135,21 +123,6 @@ class Recorder:
                 }
             )
         return rows
-
-
-def _totals(totals: SessionTotals | None) -> dict[str, float]:
-    if totals is None:
-        return {}
-    return {
-        "distance_m": totals.distance_m,
-        "backward_s": totals.backward_s,
-        "forward_s": totals.forward_s,
-        "backward_distance_m": totals.backward_distance_m,
-        "top_speed_kmh": totals.top_speed_kmh,
-        "backward_fast_s": totals.backward_fast_s,
-        "backward_paced_s": totals.backward_paced_s,
-        "kcal": totals.kcal,
-    }
 
 
 def load_controller(store: Store, config: Config, *, t: float, wall0: float) -> Controller:

@@ -27,12 +27,14 @@ from typing import Any
 from device.core.events import EventKind
 from device.core.modes import EndReason, Mode
 from device.core.program import Profile
-from device.history.reader import EventRow, History, Sample, SegmentRow, SessionRow
+from device.core.session import Totals
+from device.core.tick import Sample
+from device.history.reader import EventRow, History, SegmentRow, SessionRow
 from device.history.schema import StoreError
 from device.history.sqlite_file import open_writer
 
 # The read side and the rows moved to device.history.reader; they stay importable from here.
-__all__ = ["EventRow", "History", "Sample", "SegmentRow", "SessionRow", "Store", "StoreError"]
+__all__ = ["EventRow", "History", "SegmentRow", "SessionRow", "Store", "StoreError"]
 
 FLUSH_EVERY_S = 5.0  # the most history a power cut may take (the README says so)
 # Flush when the oldest buffered row is this old: a sample waits up to FLUSH_DUE_S, the next one
@@ -48,8 +50,7 @@ MAX_SAMPLE_GAP_S = 3.0  # samples further apart than this say nothing about the 
 URGENT_KINDS = frozenset({EventKind.SESSION_STARTED, EventKind.SESSION_ENDED,
     EventKind.START_REFUSED, EventKind.OVERSPEED_WARNING, EventKind.ENFORCED_STOP,
     EventKind.NOT_ENFORCED, EventKind.SENSOR_LOST})  # fmt: skip
-TOTALS = ("distance_m", "backward_s", "forward_s", "backward_distance_m", "top_speed_kmh", "kcal",
-          "backward_fast_s", "backward_paced_s")  # fmt: skip
+TOTALS = tuple(f.name for f in fields(Totals))  # a sessions column each
 _INSERT_SAMPLE = (
     "INSERT INTO samples (t, speed_kmh, mode, state, cap_kmh, session_id) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -81,7 +82,7 @@ class Store(History):
         # segment's samples before the turn that closes it (its distance is summed from them)
         self._buffer: deque[tuple[str, tuple]] = deque()
         self._buffered_samples = 0
-        self._totals: dict[int, dict[str, float]] = {}
+        self._totals: dict[int, dict[str, float | None]] = {}
         self._oldest_buffered_t: float | None = None
         self._open_sessions: set[int] = set()
         self.error: str | None = None  # why the last write failed; None once one succeeds
@@ -126,12 +127,13 @@ class Store(History):
         self._buffer.append(("turn", (session_id, t, mode)))
         self._write_now()
 
-    def add_sample(self, sample: Sample) -> None:
-        """Buffer one sample for the next flush."""
-        self._require_open(sample.session_id)
+    def add_sample(self, session_id: int, sample: Sample) -> None:
+        """Buffer one sample of session `session_id` for the next flush."""
+        self._require_open(session_id)
         if self._buffered_samples >= MAX_BUFFERED_ROWS:
             self._let_go_of_the_oldest("sample")
-        self._buffer.append(("sample", tuple(getattr(sample, f.name) for f in fields(Sample))))
+        row = (*(getattr(sample, f.name) for f in fields(Sample)), session_id)
+        self._buffer.append(("sample", row))
         self._buffered_samples += 1
         self._note_buffered(sample.t)
 
@@ -159,30 +161,11 @@ class Store(History):
         if urgent or (urgent is None and kind in URGENT_KINDS):
             self._write_now()
 
-    def update_totals(
-        self,
-        session_id: int,
-        *,
-        distance_m: float | None = None,
-        backward_s: float | None = None,
-        forward_s: float | None = None,
-        backward_distance_m: float | None = None,
-        top_speed_kmh: float | None = None,
-        kcal: float | None = None,
-        backward_fast_s: float | None = None,
-        backward_paced_s: float | None = None,
-    ) -> None:
+    def update_totals(self, session_id: int, totals: Totals) -> None:
         """Hold the session's running totals; the next flush writes them in the same
-        transaction as the samples, so after a crash the two agree. None leaves one as is.
-        `backward_fast_s` is the backward time at [program] running_unlock_kmh or faster,
-        `backward_paced_s` the backward time at [program] qualifying_share of the cap in force
-        or faster (SessionTotals.backward_paced_s)."""
+        transaction as the samples, so after a crash the two agree."""
         self._require_open(session_id)
-        values = (distance_m, backward_s, forward_s, backward_distance_m, top_speed_kmh, kcal,
-                  backward_fast_s, backward_paced_s)  # fmt: skip
-        given = {name: v for name, v in zip(TOTALS, values, strict=True) if v is not None}
-        if given:
-            self._totals.setdefault(session_id, {}).update(given)
+        self._totals[session_id] = {name: getattr(totals, name) for name in TOTALS}
 
     def save_profile(self, profile: Profile) -> None:
         """Write a profile's progress (device.core.program.after_session's result); written at
@@ -237,11 +220,12 @@ class Store(History):
         return True
 
     def end_session(
-        self, session_id: int, ended_at: float, end_reason: EndReason, **totals: float
+        self, session_id: int, ended_at: float, end_reason: EndReason, totals: Totals | None
     ) -> None:
-        """End the session and its open segment at `ended_at`, writing everything buffered.
-        `totals` takes the keywords of update_totals."""
-        self.update_totals(session_id, **totals)
+        """End the session and its open segment at `ended_at` with its final `totals` (None:
+        those held last), writing everything buffered."""
+        if totals is not None:
+            self.update_totals(session_id, totals)
         self._buffer.append(("end", (session_id, ended_at, end_reason)))
         self._open_sessions.discard(session_id)
         self._write_now()

@@ -13,16 +13,18 @@ import pytest
 
 from device.core.events import EventKind
 from device.core.modes import EndReason, Mode, SessionState
+from device.core.session import Totals
+from device.core.tick import Sample
 from device.history import schema
-from device.history.store import FLUSH_DUE_S, FLUSH_EVERY_S, Sample, Store, StoreError
+from device.history.store import FLUSH_DUE_S, FLUSH_EVERY_S, Store, StoreError
 
 T0 = 1_760_000_000.0  # an afternoon in October 2025, epoch seconds
 WALK_KMH = 2.0
 M_PER_S = WALK_KMH / 3.6
 
 
-def walking(session_id: int, t: float, mode: Mode = Mode.BACKWARD) -> Sample:
-    return Sample(t, WALK_KMH, mode, SessionState.RUNNING, 2.0, session_id)
+def walking(t: float, mode: Mode = Mode.BACKWARD) -> Sample:
+    return Sample(t, WALK_KMH, mode, SessionState.RUNNING, 2.0)
 
 
 def reader(path: Path) -> sqlite3.Connection:
@@ -72,7 +74,7 @@ def test_file_upgrades_to_a_next_version_keeping_its_sessions(
 ) -> None:
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
-        store.end_session(session_id, T0 + 60, EndReason.BUTTON, distance_m=33.0)
+        store.end_session(session_id, T0 + 60, EndReason.BUTTON, Totals(distance_m=33.0))
 
     next_version = "ALTER TABLE sessions ADD COLUMN note TEXT NOT NULL DEFAULT '';"
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, next_version])
@@ -122,7 +124,7 @@ def test_samples_reach_the_file_in_batches_never_more_than_5_s_behind(db_path: P
         flushes = 0
         for second in range(31):
             now = T0 + second
-            store.add_sample(walking(session_id, now))
+            store.add_sample(session_id, walking(now))
             flushes += store.maybe_flush(now)
             # every sample at least FLUSH_DUE_S old is on disk: with the next one a second
             # later, a kill never takes more than FLUSH_EVERY_S
@@ -135,8 +137,8 @@ def test_totals_are_written_with_the_samples_of_the_same_batch(db_path: Path) ->
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
         for second in range(4):
-            store.add_sample(walking(session_id, T0 + second))
-            store.update_totals(session_id, distance_m=second * M_PER_S, backward_s=second)
+            store.add_sample(session_id, walking(T0 + second))
+            store.update_totals(session_id, Totals(distance_m=second * M_PER_S, backward_s=second))
             store.maybe_flush(T0 + second)
         with Store(db_path, read_only=True) as web:
             seen = web.session(session_id)
@@ -149,14 +151,16 @@ CRASHING_DAEMON = textwrap.dedent(
     """
     import os, sys
     from device.core.modes import Mode, SessionState
-    from device.history.store import Sample, Store
+    from device.core.session import Totals
+    from device.core.tick import Sample
+    from device.history.store import Store
 
     store = Store(sys.argv[1])
     session_id = store.open_session({t0}, mode=Mode.BACKWARD, machine_id="treadmill-1")
     for second in range({seconds}):
         t = {t0} + second
-        store.add_sample(Sample(t, {kmh}, Mode.BACKWARD, SessionState.RUNNING, 2.0, session_id))
-        store.update_totals(session_id, distance_m=second * {kmh} / 3.6, backward_s=second)
+        store.add_sample(session_id, Sample(t, {kmh}, Mode.BACKWARD, SessionState.RUNNING, 2.0))
+        store.update_totals(session_id, Totals(distance_m=second * {kmh} / 3.6, backward_s=second))
         if store.maybe_flush(t):
             print(t, flush=True)
     os._exit(1)  # the power cut: no end_session, no close
@@ -224,7 +228,7 @@ def test_web_reads_the_history_while_the_daemon_writes(db_path: Path) -> None:
         web = reader(db_path)
         assert web.execute("SELECT id FROM sessions").fetchall() == [(session_id,)]
         for second in range(3):
-            daemon.add_sample(walking(session_id, T0 + second))
+            daemon.add_sample(session_id, walking(T0 + second))
         daemon.flush()
         assert web.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 3
 
@@ -290,23 +294,25 @@ def test_backward_then_forward_session_is_stored_with_its_segments(db_path: Path
             T0, EventKind.SESSION_STARTED, {"mode": Mode.BACKWARD}, session_id=session_id
         )
         for second in range(11):
-            store.add_sample(walking(session_id, T0 + second))
+            store.add_sample(session_id, walking(T0 + second))
         store.start_segment(session_id, T0 + 10, Mode.FORWARD)
         store.add_event(
             T0 + 10, EventKind.MODE_CHANGED, {"mode": Mode.FORWARD}, session_id=session_id
         )
         for second in range(10, 31):
-            store.add_sample(walking(session_id, T0 + second, Mode.FORWARD))
+            store.add_sample(session_id, walking(T0 + second, Mode.FORWARD))
         store.end_session(
             session_id,
             T0 + 30,
             EndReason.BUTTON,
-            distance_m=30 * M_PER_S,
-            backward_s=10,
-            forward_s=20,
-            backward_distance_m=10 * M_PER_S,
-            top_speed_kmh=WALK_KMH,
-            kcal=4.2,
+            Totals(
+                distance_m=30 * M_PER_S,
+                backward_s=10,
+                forward_s=20,
+                backward_distance_m=10 * M_PER_S,
+                top_speed_kmh=WALK_KMH,
+                kcal=4.2,
+            ),
         )
 
         session = store.session(session_id)
@@ -325,7 +331,7 @@ def test_backward_then_forward_session_is_stored_with_its_segments(db_path: Path
         assert forward.distance_m == pytest.approx(20 * M_PER_S)
         samples = store.samples(session_id)
         assert len(samples) == 32  # the turn at T0 + 10 was sampled in both modes
-        assert samples[0] == walking(session_id, T0)
+        assert samples[0] == walking(T0)
         assert [(e.kind, e.details) for e in store.events(session_id)] == [
             (EventKind.SESSION_STARTED, {"mode": "backward"}),
             (EventKind.MODE_CHANGED, {"mode": "forward"}),
@@ -335,12 +341,12 @@ def test_backward_then_forward_session_is_stored_with_its_segments(db_path: Path
 def test_unknown_speed_and_gaps_add_no_distance(db_path: Path) -> None:
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
-        lost = Sample(T0 + 2, None, Mode.BACKWARD, SessionState.RUNNING, 2.0, session_id)
-        for sample in (walking(session_id, T0), walking(session_id, T0 + 1), lost):
-            store.add_sample(sample)
-        store.add_sample(walking(session_id, T0 + 3))
-        store.add_sample(walking(session_id, T0 + 60))  # the belt was paused in between
-        store.end_session(session_id, T0 + 60, EndReason.BUTTON)
+        lost = Sample(T0 + 2, None, Mode.BACKWARD, SessionState.RUNNING, 2.0)
+        for sample in (walking(T0), walking(T0 + 1), lost):
+            store.add_sample(session_id, sample)
+        store.add_sample(session_id, walking(T0 + 3))
+        store.add_sample(session_id, walking(T0 + 60))  # the belt was paused in between
+        store.end_session(session_id, T0 + 60, EndReason.BUTTON, None)
         [segment] = store.segments(session_id)
         assert segment.distance_m == pytest.approx(1 * M_PER_S)
         assert store.samples(session_id)[2].speed_kmh is None
@@ -369,7 +375,7 @@ def test_safety_event_is_on_disk_at_once_and_routine_ones_wait_for_the_batch(
 def test_clock_set_back_by_ntp_does_not_hold_samples_back(db_path: Path) -> None:
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
-        store.add_sample(walking(session_id, T0))
+        store.add_sample(session_id, walking(T0))
         assert store.maybe_flush(T0 - 3600)
         assert stored_samples(db_path) == 1
 
@@ -377,9 +383,9 @@ def test_clock_set_back_by_ntp_does_not_hold_samples_back(db_path: Path) -> None
 def test_samples_only_for_the_session_that_is_running(db_path: Path) -> None:
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
-        store.end_session(session_id, T0 + 5, EndReason.BUTTON)
+        store.end_session(session_id, T0 + 5, EndReason.BUTTON, None)
         with pytest.raises(ValueError):
-            store.add_sample(walking(session_id, T0 + 6))
+            store.add_sample(session_id, walking(T0 + 6))
         with pytest.raises(ValueError):
             store.add_event(T0 + 6, EventKind.LEVEL_UP, session_id=session_id + 1)
 
@@ -391,7 +397,7 @@ def test_history_lists_sessions_newest_first_a_page_at_a_time(db_path: Path) -> 
             session_id = store.open_session(
                 T0 + day * 86400, mode=Mode.BACKWARD, machine_id="treadmill-1"
             )
-            store.end_session(session_id, T0 + day * 86400 + 600, EndReason.BUTTON)
+            store.end_session(session_id, T0 + day * 86400 + 600, EndReason.BUTTON, None)
             ids.append(session_id)
         assert [s.id for s in store.sessions()] == ids[::-1]
         assert [s.id for s in store.sessions(limit=2, offset=1)] == [ids[3], ids[2]]
@@ -416,8 +422,8 @@ def test_history_pages_are_read_through_an_index_not_a_scan(db_path: Path, query
 def test_simulation_keeps_its_history_in_memory() -> None:
     with Store(":memory:") as store:
         session_id = store.open_session(T0, mode=Mode.FORWARD, machine_id="sim")
-        store.add_sample(walking(session_id, T0, Mode.FORWARD))
-        store.end_session(session_id, T0 + 1, EndReason.SHUTDOWN, distance_m=0.5)
+        store.add_sample(session_id, walking(T0, Mode.FORWARD))
+        store.end_session(session_id, T0 + 1, EndReason.SHUTDOWN, Totals(distance_m=0.5))
         assert [(s.id, s.distance_m) for s in store.sessions()] == [(session_id, 0.5)]
         assert len(store.samples(session_id)) == 1
 

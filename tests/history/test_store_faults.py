@@ -11,14 +11,16 @@ import pytest
 from device.core.events import EventKind
 from device.core.modes import EndReason, Mode, SessionState
 from device.core.program import Profile
+from device.core.session import Totals
+from device.core.tick import Sample
 from device.history import schema, store
-from device.history.store import Sample, Store, StoreError
+from device.history.store import Store, StoreError
 
 T0 = 1_760_000_000.0
 
 
-def walking(session_id: int, t: float) -> Sample:
-    return Sample(t, 1.5, Mode.BACKWARD, SessionState.RUNNING, 2.0, session_id)
+def walking(t: float) -> Sample:
+    return Sample(t, 1.5, Mode.BACKWARD, SessionState.RUNNING, 2.0)
 
 
 class Disk:
@@ -58,11 +60,11 @@ def test_a_whole_session_walked_on_a_full_disk_is_written_once_space_returns(
         session_id = history.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
         assert history.error is not None and "disk is full" in history.error
         for second in range(1, 11):
-            history.add_sample(walking(session_id, T0 + second))
+            history.add_sample(session_id, walking(T0 + second))
         history.start_segment(session_id, T0 + 10, Mode.FORWARD)
         history.add_event(T0 + 10.5, EventKind.ENFORCED_STOP, session_id=session_id)
         history.save_profile(Profile("guest", qualifying_total=1))
-        history.end_session(session_id, T0 + 11, EndReason.BUTTON, distance_m=4.2)
+        history.end_session(session_id, T0 + 11, EndReason.BUTTON, Totals(distance_m=4.2))
         assert read(path, "SELECT COUNT(*) FROM sessions") == [(0,)]
         assert history.unsaved_rows > 10 and history.lost_rows == 0
 
@@ -87,7 +89,7 @@ def test_a_full_buffer_lets_the_oldest_samples_go_and_counts_them(
         session_id = history.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
         disk.full = True
         for second in range(8):
-            history.add_sample(walking(session_id, T0 + second))
+            history.add_sample(session_id, walking(T0 + second))
         history.add_event(T0 + 8, EventKind.ENFORCED_STOP, session_id=session_id)
         assert history.lost_rows == 3
         disk.full = False
@@ -101,7 +103,7 @@ def test_after_a_failed_write_the_next_try_waits_a_second(tmp_path: Path, disk: 
     with Store(tmp_path / "history.db") as history:
         session_id = history.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
         disk.full = True
-        history.add_sample(walking(session_id, T0 + 1))
+        history.add_sample(session_id, walking(T0 + 1))
         assert not history.maybe_flush(T0 + 10)  # due, but the disk refused it
         disk.full = False
         assert not history.maybe_flush(T0 + 10)  # not asked again within RETRY_EVERY_S

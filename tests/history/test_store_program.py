@@ -22,9 +22,11 @@ from device.core.program import (
     session_profile,
     week_progress,
 )
+from device.core.session import Totals
+from device.core.tick import Sample
 from device.history import schema
 from device.history.reader import History
-from device.history.store import Sample, Store, StoreError
+from device.history.store import Store, StoreError
 
 T0 = 1_760_000_000.0  # epoch seconds
 DAY = 86400.0
@@ -118,8 +120,8 @@ def walked(
     )
     end = start + backward_s + 30
     paced = backward_s if paced_s is None else paced_s
-    store.end_session(session_id, end, EndReason.BUTTON, backward_s=backward_s,
-                      backward_fast_s=fast_s, backward_paced_s=paced)  # fmt: skip
+    totals = Totals(backward_s=backward_s, backward_fast_s=fast_s, backward_paced_s=paced)
+    store.end_session(session_id, end, EndReason.BUTTON, totals)
     return session_id
 
 
@@ -162,7 +164,7 @@ def test_web_history_reads_the_last_counted_day(db_path: Path) -> None:
 def test_saving_a_profile_writes_the_buffered_samples_too(db_path: Path) -> None:
     with Store(db_path) as store:
         session_id = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
-        store.add_sample(Sample(T0, 2.0, Mode.BACKWARD, SessionState.RUNNING, 2.0, session_id))
+        store.add_sample(session_id, Sample(T0, 2.0, Mode.BACKWARD, SessionState.RUNNING, 2.0))
         store.save_profile(Profile("guest", qualifying_total=1))
         with reader(db_path) as db:
             assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 1
@@ -183,14 +185,17 @@ def test_session_keeps_its_level_and_fast_backward_seconds(db_path: Path) -> Non
         session_id = store.open_session(
             T0, mode=Mode.BACKWARD, machine_id="treadmill-1", profile="ana", level=3
         )
-        store.update_totals(session_id, backward_s=400, backward_fast_s=120, backward_paced_s=90)
+        store.update_totals(
+            session_id, Totals(backward_s=400, backward_fast_s=120, backward_paced_s=90)
+        )
         store.flush()
         with History(db_path) as web:
             live = web.session(session_id)
             assert live is not None and (live.backward_fast_s, live.level) == (120, 3)
             assert web.session_summaries("ana") == []  # not a finished session yet
-        store.end_session(session_id, T0 + 700, EndReason.BUTTON, backward_fast_s=310,
-                          backward_paced_s=380)  # fmt: skip
+        # the final totals: backward_s as held, the fast and paced seconds grown
+        final = Totals(backward_s=400, backward_fast_s=310, backward_paced_s=380)
+        store.end_session(session_id, T0 + 700, EndReason.BUTTON, final)
         ended = store.session(session_id)
         assert ended is not None and (ended.backward_s, ended.backward_fast_s) == (400, 310)
         [summary] = store.session_summaries("ana")

@@ -20,8 +20,10 @@ from flask.testing import FlaskClient
 from device.config.model import Config, ProgramConfig
 from device.core.events import EventKind
 from device.core.modes import EndReason, Mode, SessionState
+from device.core.session import Totals
+from device.core.tick import Sample
 from device.history import reader as history
-from device.history.store import Sample, Store
+from device.history.store import Store
 from web.history.api import SAMPLE_COLUMNS, SESSION_COLUMNS
 from web.history.queries import CHART_BUCKETS, weekly_minutes
 
@@ -40,7 +42,7 @@ def walk(store: Store, start: float, *, backward_s: int = 60, forward_s: int = 0
     `reason` is None."""
     sid = store.open_session(start, mode=Mode.BACKWARD, machine_id="treadmill-1")
     for i in range(backward_s):
-        store.add_sample(Sample(start + i, kmh, Mode.BACKWARD, SessionState.RUNNING, 2.0, sid))
+        store.add_sample(sid, Sample(start + i, kmh, Mode.BACKWARD, SessionState.RUNNING, 2.0))
         store.maybe_flush(start + i)
     for k in range(stops):
         store.add_event(start + 10 * k + 1, EventKind.OVERSPEED_WARNING, WARNING, session_id=sid)
@@ -48,16 +50,16 @@ def walk(store: Store, start: float, *, backward_s: int = 60, forward_s: int = 0
     if forward_s:
         store.start_segment(sid, start + backward_s, Mode.FORWARD)
         for i in range(backward_s, backward_s + forward_s):
-            store.add_sample(Sample(start + i, kmh, Mode.FORWARD, SessionState.RUNNING, None, sid))
+            store.add_sample(sid, Sample(start + i, kmh, Mode.FORWARD, SessionState.RUNNING, None))
             store.maybe_flush(start + i)
-    totals = {"backward_s": float(backward_s), "forward_s": float(forward_s),
-              "distance_m": (backward_s + forward_s) * kmh / 3.6, "top_speed_kmh": kmh,
-              "kcal": kcal}  # fmt: skip
+    totals = Totals(backward_s=float(backward_s), forward_s=float(forward_s),
+                    distance_m=(backward_s + forward_s) * kmh / 3.6, top_speed_kmh=kmh,
+                    kcal=kcal)  # fmt: skip
     if reason is None:
-        store.update_totals(sid, **totals)
+        store.update_totals(sid, totals)
         store.flush()
     else:
-        store.end_session(sid, start + backward_s + forward_s, reason, **totals)
+        store.end_session(sid, start + backward_s + forward_s, reason, totals)
     return sid
 
 
@@ -196,9 +198,9 @@ def test_hours_of_samples_are_drawn_as_a_min_max_envelope(db_path: str, client) 
         sid = store.open_session(T0, mode=Mode.BACKWARD, machine_id="treadmill-1")
         for i in range(3 * 3600):
             kmh = 4.4 if i == 5000 else 1.5 + (i % 10) / 10  # one spike among 10,800 samples
-            store.add_sample(Sample(T0 + i, kmh, Mode.BACKWARD, SessionState.RUNNING, 3.0, sid))
+            store.add_sample(sid, Sample(T0 + i, kmh, Mode.BACKWARD, SessionState.RUNNING, 3.0))
             store.maybe_flush(T0 + i)  # every tick, as the daemon does
-        store.end_session(sid, T0 + 3 * 3600, EndReason.BUTTON, backward_s=3 * 3600.0)
+        store.end_session(sid, T0 + 3 * 3600, EndReason.BUTTON, Totals(backward_s=3 * 3600.0))
     chart = embedded(client.get(f"/sessions/{sid}").get_data(as_text=True), "session-data")
     assert len(chart["points"]) == CHART_BUCKETS
     assert chart["bucket_s"] == 18.0

@@ -126,7 +126,7 @@ def not_found(session_id: int) -> Refused:
 
 def _session_line(row: SessionRow, stops: int) -> tuple:
     return (row.id, _stamp(row.started_at), row.started_at, _stamp(row.ended_at), row.ended_at,
-            row.end_reason, round((row.backward_s + row.forward_s) / 60, 2),
+            row.end_reason, round(row.active_s / 60, 2),
             round(row.backward_s / 60, 2), round(row.forward_s / 60, 2), round(row.distance_m, 1),
             round(row.backward_distance_m, 1), round(row.top_speed_kmh, 2),
             None if row.kcal is None else round(row.kcal, 1), stops, row.profile, row.level,

@@ -119,7 +119,7 @@ def summary(row: SessionRow, enforced_stops: int) -> dict[str, Any]:
         "ended_at": row.ended_at,
         "ended_local": ended and ended.isoformat(timespec="seconds"),
         "end_reason": row.end_reason and row.end_reason.value,
-        "active_s": row.backward_s + row.forward_s,
+        "active_s": row.active_s,
         "backward_s": row.backward_s,
         "forward_s": row.forward_s,
         "distance_m": row.distance_m,
