@@ -28,7 +28,7 @@ from device.config.kinds import (
     Text,
 )
 from device.config.kinds import show_number as _num
-from device.config.model import Config
+from device.config.model import Config, SensorKind
 
 _KMH_CAP = Number(0.5, 25, "km/h")
 
@@ -42,7 +42,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "name": Text("a name of 1 to 80 characters", shape=r"(?s)(?=.*\S).{1,80}"),
     },
     "sensor": {
-        "kind": Choice(("hall", "serial")),
+        "kind": Choice(tuple(kind.value for kind in SensorKind)),
         "pin": GpioPin(),
         "meters_per_pulse": Number(0.01, 5, "m"),
         "max_speed_kmh": Number(1, 30, "km/h"),
@@ -138,7 +138,7 @@ def _pins_in_use(config: Config) -> list[tuple[str, int]]:
         ("[outputs] relay_pin", config.outputs.relay_pin),
     ]
     # A serial sensor reads its port, so its pin is free for other functions.
-    if config.sensor.kind == "hall":
+    if config.sensor.kind == SensorKind.HALL:
         pins.insert(0, ("[sensor] pin", config.sensor.pin))
     if config.sensor.check is not None:
         pins.insert(1, ("[sensor.check] pin", config.sensor.check.pin))
@@ -158,7 +158,7 @@ def _one_function_per_pin(config: Config) -> tuple[str, str] | None:
 
 
 def _serial_has_url(config: Config) -> tuple[str, str] | None:
-    if config.sensor.kind == "serial" and not config.sensor.url.strip():
+    if config.sensor.kind == SensorKind.SERIAL and not config.sensor.url.strip():
         return (
             '[sensor] url must name the serial port (such as "/dev/ttyUSB0" or "loop://") '
             'when kind is "serial"',
