@@ -1,6 +1,6 @@
 """The dashboard's end of the device socket: ask the daemon something, or follow its status.
 
-The protocol itself is described in device/ipc/server.py.
+The protocol itself is described in device/ipc/protocol.py.
 """
 
 from __future__ import annotations

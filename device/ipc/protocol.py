@@ -1,6 +1,21 @@
-"""The daemon's socket protocol: one JSON object per line, both ways. Parsing and encoding
-only; the server is device/ipc/server.py and the client device/ipc/client.py. The protocol itself is
-described in device/ipc/server.py's docstring."""
+"""The daemon's socket protocol: parsing and encoding only; the server is device/ipc/server.py
+and the client device/ipc/client.py.
+
+Protocol (a contract with the web dashboard, and easy to try with `socat`): one JSON object
+per line, UTF-8, newline-terminated, at most 4096 bytes per request line.
+
+    {"cmd": "status"}                    one status line
+    {"cmd": "subscribe"}                 a status line at once, then one every 250 ms until
+                                         the client disconnects (further input is ignored)
+    {"cmd": "start" | "pause" | "resume" | "end"}
+    {"cmd": "mode", "mode": "forward" | "backward"}
+    {"cmd": "reload"}                    re-read the config file
+
+Every reply has "ok": true|false. A request the daemon cannot accept gets
+{"ok": false, "error": "<one sentence>"} and the connection stays usable. A request line
+longer than 4096 bytes gets one such error, the rest of that line is skipped up to its newline,
+and the next line is served normally.
+"""
 
 from __future__ import annotations
 

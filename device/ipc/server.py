@@ -1,19 +1,6 @@
 """The daemon's Unix socket: JSON lines in, JSON lines out.
 
-Protocol (a contract with the web dashboard, and easy to try with `socat`): one JSON object
-per line, UTF-8, newline-terminated, at most 4096 bytes per request line.
-
-    {"cmd": "status"}                    one status line
-    {"cmd": "subscribe"}                 a status line at once, then one every 250 ms until
-                                         the client disconnects (further input is ignored)
-    {"cmd": "start" | "pause" | "resume" | "end"}
-    {"cmd": "mode", "mode": "forward" | "backward"}
-    {"cmd": "reload"}                    re-read the config file
-
-Every reply has "ok": true|false. A request the daemon cannot accept gets
-{"ok": false, "error": "<one sentence>"} and the connection stays usable. A request line
-longer than 4096 bytes gets one such error, the rest of that line is skipped up to its newline,
-and the next line is served normally.
+The protocol (the lines, the commands, the replies) is described in device/ipc/protocol.py.
 
 The daemon never waits on a client: each connection has its own thread, a client that stops
 reading for `send_timeout_s` is dropped, a request line must be complete within
