@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.daemon_thread import daemon_running
 from support.waiting import wait_until
 
 from device.config.load import config_from_mapping
@@ -40,23 +41,18 @@ class Magnets(threading.Thread):
 def running(tmp_path) -> Iterator[tuple[Daemon, Magnets]]:
     config = config_from_mapping({"sensor": {"check": {"pin": CHECK_PIN}}})
     factory = MockFactory()
-    daemon = Daemon(
-        config,
-        socket_path=str(tmp_path / "d.sock"),
-        db_path=str(tmp_path / "h.db"),
-        pin_factory=factory,
-    )
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
     magnets = Magnets({"hall": factory.pin(17), "check": factory.pin(CHECK_PIN)})
     try:
-        assert daemon.ready.wait(10), "the daemon did not get ready"
-        magnets.start()
-        yield daemon, magnets
+        with daemon_running(
+            config, socket_path=tmp_path / "d.sock", db_path=tmp_path / "h.db",
+            pin_factory=factory,
+        ) as daemon:  # fmt: skip
+            magnets.start()
+            try:
+                yield daemon, magnets
+            finally:
+                magnets.stop.set()
     finally:
-        magnets.stop.set()
-        daemon.stop()
-        thread.join(10)
         factory.reset()
         factory.close()
 

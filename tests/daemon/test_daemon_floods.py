@@ -4,11 +4,11 @@ takes the newest, counts the rest, says so once, and its status stays current.""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.daemon_thread import daemon_running
 from support.waiting import wait_until
 
 from device.config.load import config_from_mapping
@@ -20,20 +20,15 @@ from device.ipc.client import DeviceClient
 @pytest.fixture
 def daemon(socket_dir, tmp_path) -> Iterator[Daemon]:
     factory = MockFactory()
-    running = Daemon(
-        config_from_mapping({}),
-        socket_path=str(socket_dir / "d.sock"),
-        db_path=str(tmp_path / "h.db"),
-        pin_factory=factory,
-    )
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
     try:
-        assert running.ready.wait(10), "the daemon did not get ready"
-        yield running
+        with daemon_running(
+            config_from_mapping({}),
+            socket_path=socket_dir / "d.sock",
+            db_path=tmp_path / "h.db",
+            pin_factory=factory,
+        ) as running:
+            yield running
     finally:
-        running.stop()
-        thread.join(10)
         factory.reset()
         factory.close()
 

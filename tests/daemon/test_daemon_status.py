@@ -5,7 +5,6 @@ idle, walking backward over the cap with a warning, and a sensor the device cann
 
 from __future__ import annotations
 
-import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddic
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.daemon_thread import daemon_running
 from support.ticking import Treadmill, walking
 
 from device.config.model import Config, SensorConfig, SensorKind
@@ -109,20 +109,13 @@ def test_the_states_checked_are_the_ones_the_live_page_must_show() -> None:
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     factory = MockFactory()
-    running = Daemon(
-        Config(),
-        socket_path=str(tmp_path / "d.sock"),
-        db_path=str(tmp_path / "h.db"),
-        pin_factory=factory,
-    )
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
     try:
-        assert running.ready.wait(10), "the daemon did not get ready"
-        yield running
+        with daemon_running(
+            Config(), socket_path=tmp_path / "d.sock", db_path=tmp_path / "h.db",
+            pin_factory=factory,
+        ) as running:  # fmt: skip
+            yield running
     finally:
-        running.stop()
-        thread.join(10)
         factory.reset()
         factory.close()
 

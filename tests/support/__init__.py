@@ -6,6 +6,7 @@
   through virtual time.
 - virtual_clock: a clock that moves only when the test says (buttons, serial, calibrate).
 - device_process: the daemon as a subprocess and readers of the history file it writes.
+- daemon_thread: `daemon_running`, the real Daemon on a thread of the test, on mock pins.
 - scenarios: the stories in tests/scenarios, `retrotread simulate` on them, readers of its
   report and the status at a moment of a story.
 - program_walks: sessions as the program counts them, and a profile walked through them.

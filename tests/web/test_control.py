@@ -6,17 +6,16 @@ allows."""
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
+from support.daemon_thread import daemon_running
 
 from device.config.model import Config, WebConfig
 from device.core.modes import Mode
-from device.daemon import Daemon
 from device.ipc.protocol import Command, Request
 from web import create_app
 from web.auth import set_password
@@ -183,16 +182,10 @@ def test_the_real_daemon_starts_pauses_and_refuses_a_resume_while_running(
     tmp_path: Path, socket_dir: Path, mock_factory: MockFactory
 ) -> None:
     socket_path = socket_dir / "device.sock"
-    real = Daemon(
-        Config(),
-        socket_path=str(socket_path),
-        db_path=str(tmp_path / "history.db"),
-        pin_factory=mock_factory,
-    )
-    runner = threading.Thread(target=real.run, daemon=True)
-    runner.start()
-    try:
-        assert real.ready.wait(5)
+    with daemon_running(
+        Config(), socket_path=socket_path, db_path=tmp_path / "history.db",
+        pin_factory=mock_factory, within_s=5,
+    ):  # fmt: skip
         client = logged_in_client(tmp_path, socket_path)
         started = send(client, {"action": "start"})
         assert started.status_code == 200, started.get_json()
@@ -202,6 +195,3 @@ def test_the_real_daemon_starts_pauses_and_refuses_a_resume_while_running(
         assert refused.get_json()["error"].endswith(".")
         paused = send(client, {"action": "pause"})
         assert paused.get_json()["status"]["state"] == "paused"
-    finally:
-        real.stop()
-        runner.join(5)

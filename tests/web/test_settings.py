@@ -8,7 +8,6 @@ import html
 import re
 import shutil
 import stat
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
+from support.daemon_thread import daemon_running
 from support.waiting import wait_until
 
 import device.config.load
@@ -24,7 +24,6 @@ from device.config.kinds import range_words
 from device.config.load import load_config
 from device.config.model import BackwardConfig, Config, EnforceConfig, OutputsConfig
 from device.config.rules import RULES
-from device.daemon import Daemon
 from device.ipc.client import DeviceClient
 from device.ipc.protocol import Command, Request
 from web import create_app
@@ -344,17 +343,10 @@ def test_the_real_daemon_takes_the_saved_settings(
     tmp_path: Path, socket_dir: Path, config_file: Path, mock_factory: MockFactory
 ) -> None:
     socket_path = socket_dir / "device.sock"
-    real = Daemon(
-        load_config(config_file)[0],
-        socket_path=str(socket_path),
-        db_path=str(tmp_path / "history.db"),
-        config_path=str(config_file),
-        pin_factory=mock_factory,
-    )
-    runner = threading.Thread(target=real.run, daemon=True)
-    runner.start()
-    try:
-        assert real.ready.wait(5)
+    with daemon_running(
+        load_config(config_file)[0], socket_path=socket_path, db_path=tmp_path / "history.db",
+        config_path=config_file, pin_factory=mock_factory, within_s=5,
+    ):  # fmt: skip
         client = log_in(make_app(tmp_path, socket_dir, config_file).test_client())
         assert save(client, **{"machine.name": "Backward lane"}).status_code == 302
         assert "the device uses the new settings now" in client.get("/settings").get_data(
@@ -370,6 +362,3 @@ def test_the_real_daemon_takes_the_saved_settings(
             what="the new machine name in the device's status",
         )
         assert status()["machine_name"] == "Backward lane"
-    finally:
-        real.stop()
-        runner.join(5)
