@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from device.config.model import Config, SensorKind
+from device.core.commands import CommandRefused as CommandRefused
+from device.core.commands import allowed_command
 from device.core.events import Event, EventKind
 from device.core.gate import start_refusal
 from device.core.governor import CapSchedule, Governor
@@ -24,7 +26,6 @@ from device.core.session import SessionAction, SessionMachine
 from device.core.signals import LedPattern, Tune
 from device.core.status import ControllerStatus, controller_status, sensor_status
 from device.core.tick import Output, OutputChange, Sample, TickResult
-from device.errors import RetrotreadError
 
 SAMPLE_EVERY_S = 1.0
 # Forward and back to backward within this long, at a speed under the cap the walker had,
@@ -39,10 +40,6 @@ EVENT_TUNES = {
     EventKind.SESSION_ENDED: Tune.END,
     EventKind.MODE_CHANGED: Tune.MODE,
 }
-
-
-class CommandRefused(RetrotreadError):
-    """A command that cannot be carried out now; str() is the sentence for the user."""
 
 
 class Controller:
@@ -113,27 +110,13 @@ class Controller:
     def command(self, t: float, cmd: str, mode: Mode | None = None) -> None:
         """A command from the socket (the dashboard). Raises CommandRefused with a sentence
         when it cannot be done in the current state."""
-        state = self.session.state
-        if cmd == "mode":
-            if mode is None:
-                raise CommandRefused('The "mode" command needs "mode": "forward" or "backward".')
-            self._set_mode(t, mode, reason="command")
-            return
-        if cmd == SessionAction.END:
-            if state is SessionState.IDLE:
-                raise CommandRefused("There is no session to end.")
+        # which commands the session allows, and the sentences: device/core/commands.py
+        wanted = allowed_command(cmd, mode, self.session, latched=self.guard.latched)
+        if isinstance(wanted, Mode):
+            self._set_mode(t, wanted, reason="command")
+        elif wanted is SessionAction.END:
             self._emit(self.session.end(t, EndReason.COMMAND))
-            return
-        if cmd not in (SessionAction.START, SessionAction.PAUSE, SessionAction.RESUME):
-            raise CommandRefused(f"Unknown command {cmd!r}.")
-        action = SessionAction(cmd)
-        if action is not self.session.short_press_action():  # allowed when START would do it
-            raise CommandRefused(f"Cannot {action} while the session is {state.value}.")
-        if action is SessionAction.RESUME and self.guard.latched:
-            raise CommandRefused(
-                "The safety stop is latched: press START on the treadmill to release it."
-            )
-        if not self._attempt(t, action, reason="command"):
+        elif not self._attempt(t, wanted, reason="command"):
             raise CommandRefused(self.message)
 
     def reconfigure(self, t: float, config: Config) -> str:

@@ -228,7 +228,8 @@ def weakened(config: Config) -> list[str]:
         words.append(f"grace {b.grace_s:g} s")
     if b.tolerance_kmh > shipped.tolerance_kmh:
         words.append(f"tolerance {b.tolerance_kmh:g} km/h")
-    if config.sensor.kind is SensorKind.SERIAL and config.sensor.stale_s > SensorConfig().stale_s:
+    # == as everywhere a kind is compared: a config built in code may name it by its word
+    if config.sensor.kind == SensorKind.SERIAL and config.sensor.stale_s > SensorConfig().stale_s:
         words.append(f"serial stale after {config.sensor.stale_s:g} s")
     if b.start_cap_kmh > shipped.start_cap_kmh:
         words.append(f"start cap {b.start_cap_kmh:g} km/h")

@@ -10,6 +10,7 @@ from typing import Any
 from support.invariant import Run, as_toml, run_story
 
 from device.config.load import config_from_mapping
+from device.config.model import Config, SensorConfig
 from device.core.events import EventKind
 from device.core.guard import Belt, Guard
 from device.core.modes import Mode, SessionState
@@ -159,3 +160,10 @@ def test_a_serial_source_allowed_to_go_quiet_longer_is_shown_as_loosened():
     config = config_from_mapping({"sensor": {"kind": "serial", "url": "loop://", "stale_s": 20}})
     assert "serial stale after 20 s" in weakened(config)
     assert weakened(config_from_mapping({})) == []
+
+
+def test_a_serial_source_named_by_its_word_in_code_is_still_shown_as_loosened():
+    # a config built in code, not by the loader, may give the kind as its word: the dashboard
+    # must not then hide that the source may go quiet longer
+    config = Config(sensor=SensorConfig(kind="serial", url="loop://", stale_s=20))
+    assert "serial stale after 20 s" in weakened(config)
