@@ -252,12 +252,18 @@ class PulseTrust:
         if started is not None and started < self._excused_until:
             return False
         a = STOP_RATE_KMH_PER_S / KMH_PER_MPS  # m/s^2
-        # the slowest the belt can have been at its last edge: the one-second pace or the last
-        # interval, whichever is slower (a stopping belt's pace lags it by up to half a
-        # second of slowing, which with fine magnets is more than the margin), less ripple
-        # and jitter
-        interval = estimator.last_interval_s or math.inf
-        latest = min(estimator.pace_kmh, estimator.meters_per_pulse / interval * KMH_PER_MPS)
+        # the slowest the belt can have been at its last edge, less ripple and jitter: the
+        # slower of its last two intervals. A stopping belt's last interval is its slowest, and
+        # its one-second pace lags it (with fine magnets by more than the margin). So does the
+        # pace of a belt that just sped up, by seconds, and a sensor that died then would hide
+        # behind it; two intervals in a row cannot be one short interval's ripple or jitter.
+        # With one interval only, the pace or that interval, whichever is slower.
+        pair = estimator.slower_of_last_two_s
+        if pair is not None:
+            latest = estimator.meters_per_pulse / pair * KMH_PER_MPS
+        else:
+            interval = estimator.last_interval_s or math.inf
+            latest = min(estimator.pace_kmh, estimator.meters_per_pulse / interval * KMH_PER_MPS)
         v = latest / KMH_PER_MPS * PACE_MARGIN  # m/s
         ahead = MISSING_PULSES * estimator.meters_per_pulse
         if v * v <= 2.0 * a * ahead:

@@ -165,6 +165,16 @@ class SpeedEstimator:
         return self._last_interval
 
     @property
+    def slower_of_last_two_s(self) -> float | None:
+        """The longer of this run's last two intervals, seconds: a speed the belt held for two
+        intervals in a row, which one short interval (ripple, jitter) cannot fake. None before
+        the run has two."""
+        times = self._times
+        if self.run_intervals < 2 or len(times) < 3:
+            return None
+        return max(times[-1] - times[-2], times[-2] - times[-3])
+
+    @property
     def run_started_t(self) -> float | None:
         """Time of the first edge after the last standstill, None before any edge."""
         return self._times[self._run_start] if self._times else None

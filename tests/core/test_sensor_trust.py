@@ -243,6 +243,18 @@ def test_pulses_ending_abruptly_at_6_kmh_are_suspect_within_a_third_of_a_second(
 
 
 @settings(max_examples=40, deadline=None)
+@given(slow=st.floats(0.5, 2.0), fast=st.floats(1.3 * FLOOR_KMH, 12.0), intervals=st.integers(2, 6))
+def test_pulses_ending_abruptly_just_after_a_sudden_speed_up_are_suspect(slow, fast, intervals):
+    """The one-second pace lags a belt that just sped up by seconds; two intervals at the new
+    speed are enough to know the silence after them is no belt's stop (a CI run found a
+    sensor dying 0.3 s after a jump from 1.5 to 4.8 km/h that read as a belt stopping)."""
+    crawl = steady(slow, 3.0)
+    edges = crawl + steady(fast, intervals * interval_s(fast), start=crawl[-1] + interval_s(fast))
+    verdicts = watch_alone(hall(), edges, until=edges[-1] + 1.0, tick_s=0.01)
+    assert first(verdicts, SUSPECT) is not None
+
+
+@settings(max_examples=40, deadline=None)
 @given(kmh=st.floats(1.05 * FLOOR_KMH, 20.0), seconds=st.floats(2.0, 5.0))
 def test_pulses_ending_abruptly_above_the_floor_are_always_suspect(kmh, seconds):
     edges = steady(kmh, seconds)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
-from support.invariant import Run, as_toml, over_the_cap_rows, run_story
+from support.invariant import Run, as_toml, over_the_cap_rows, run_story, shown_kmh
 from support.stories import HOLD_TO_END_S, attack, legit_walk
 
 SESSION_AT_START_CAP = [
@@ -119,6 +120,46 @@ def test_a_hall_sensor_dying_at_6_kmh_stops_the_belt():
 
 
 # ---- found by the property test below: minimal stories ------------------------------------------
+
+
+def test_a_hall_sensor_dying_just_after_the_belt_sped_up_stops_the_belt():
+    """From the start cap's crawl straight to 4.8 km/h, and the sensor dies 0.3 s later (two
+    intervals at the new speed): its edges showed the speed, so the silence is no stop."""
+    run = attacked(
+        story(
+            {"at": 10, "belt_kmh": 4.8, "abrupt": True},
+            {"at": 10.3, "sensor": "lost"},
+            {"at": 40, "end": True},
+        )
+    )
+    assert run.judgement.stops
+
+
+def test_a_sensor_that_dies_as_the_belt_jumps_from_a_stand_is_blind_not_a_breach():
+    """A CI run's story, at its core: the belt stood after an enforced stop, jumped to 4.8 km/h
+    the moment the relay closed, and the sensor died before one magnet passed. Its edges said
+    "stopped" and nothing else can see the belt, so from the death on the run is not judged
+    (tests/support/invariant.py), as for a sensor that dies on a slow belt."""
+
+    def jump_and_die(after_s: float) -> Run:
+        return run_story(
+            story(
+                {"at": 10, "belt_kmh": 0.0, "abrupt": True},
+                {"at": 14, "belt_kmh": 4.8, "abrupt": True},
+                {"at": 14 + after_s, "sensor": "lost"},
+                {"at": 40, "end": True},
+            )
+        )
+
+    unseen = jump_and_die(0.05)
+    # its edges: 1.5 km/h, then four seconds of nothing; not one interval at 4.8
+    assert shown_kmh(unseen.report["trace"], 14.05, 0.157) < 0.2
+    assert unseen.judgement.holds and not unseen.judgement.stops
+    # half a second later its edges had shown 4.8 km/h: judged on, and the belt is stopped
+    seen = jump_and_die(0.5)
+    assert shown_kmh(seen.report["trace"], 14.5, 0.157) == pytest.approx(4.8, rel=0.05)
+    assert seen.judgement.holds and seen.judgement.stops
+    assert seen.judgement.judged_s > unseen.judgement.judged_s + 20
 
 
 def test_a_belt_restarted_with_the_hall_sensor_that_died_is_still_guarded():

@@ -37,9 +37,12 @@ device says of itself:
   run-over beginning (`late_warnings`).
 - *Nothing can see the belt*: one hall sensor that stops while the belt is slow (or stopped)
   reads exactly like a belt that stopped, and no rule on its pulses can tell (see
-  device/core/sensor_trust.py); only a second sensor can. From the moment the last working channel
-  dies with the belt under OBSERVABLE_KMH until a channel works again, nothing is judged. A
-  sensor that dies at speed is judged throughout, before and after any stop it causes.
+  device/core/sensor_trust.py); only a second sensor can. Nor can a speed the sensor never
+  showed: a belt that jumps from a standstill (or from a crawl) and loses its sensor before
+  two intervals at the new speed left edges that say "slow" (`shown_kmh`). From the moment the
+  last working channel dies with the belt, or what its edges showed of it, under
+  OBSERVABLE_KMH until a channel works again, nothing is judged. A sensor that dies at a
+  speed its edges showed is judged throughout, before and after any stop it causes.
 """
 
 from __future__ import annotations
@@ -196,10 +199,34 @@ def _last(times: list[float], t: float) -> float | None:
     return times[i - 1] if i else None
 
 
+def shown_kmh(trace: list[dict[str, Any]], t: float, meters_per_pulse: float) -> float:
+    """The speed a hall sensor's own edges could show at `t`: the slowest of its last two
+    intervals and the wait since its last edge, from the edges the true belt gave it (one
+    per `meters_per_pulse` of belt travel, placed within a tick by its mean speed). 0 before
+    it gave three."""
+    edges: list[float] = []
+    for before, row in itertools.pairwise(trace):
+        if row["t"] > t + 1e-9:
+            break
+        m0, m1 = before["belt_m"], row["belt_m"]
+        k = int(m0 / meters_per_pulse + 1e-9) + 1
+        while m1 > m0 and k * meters_per_pulse <= m1 + 1e-9:
+            share = (k * meters_per_pulse - m0) / (m1 - m0)
+            edges.append(before["t"] + share * (row["t"] - before["t"]))
+            k += 1
+    if len(edges) < 3:
+        return 0.0
+    slower = max(edges[-1] - edges[-2], edges[-2] - edges[-3], t - edges[-1])
+    return meters_per_pulse / slower * KMH_PER_MPS if slower > 0 else 0.0
+
+
 def blind_rows(
-    trace: list[dict[str, Any]], scenario: Scenario, *, check_fitted: bool
+    trace: list[dict[str, Any]], scenario: Scenario, *, meters_per_pulse: dict[str, float]
 ) -> list[bool]:
-    """Rows after the last working speed sensor died with the belt slow, until one works."""
+    """Rows after the last working speed sensor died with the belt slow, or before its edges
+    could show the belt's speed (a belt that jumped from a standstill and lost its sensor
+    before two intervals at the new speed), until one works."""
+    check_fitted = "check" in meters_per_pulse
     alive = {"hall": True, "check": check_fitted}
     changes = []  # (t, blind from then on)
     times = [row["t"] for row in trace]
@@ -216,7 +243,8 @@ def blind_rows(
         elif was_seen and not any(alive.values()):
             changes = [change for change in changes if change[0] <= step.at]
             i = min(bisect.bisect_left(times, step.at - 1e-9), len(trace) - 1)
-            changes.append((step.at, trace[i]["belt_kmh"] < OBSERVABLE_KMH))
+            unseen = min(trace[i]["belt_kmh"], shown_kmh(trace, step.at, meters_per_pulse[channel]))
+            changes.append((step.at, unseen < OBSERVABLE_KMH))
     changes.sort()
     flags, blind, k = [], False, 0
     for t in times:
@@ -378,7 +406,10 @@ def run_story(data: dict[str, Any]) -> Run:
     report = Simulation(scenario, Store(":memory:"), config=config, trace=True).run().as_dict()
     trace, events = report["trace"], report["events"]
     timeline = rules_over_time(config, scenario)
-    blind = blind_rows(trace, scenario, check_fitted=config.sensor.check is not None)
+    pulse_m = {"hall": config.sensor.meters_per_pulse}
+    if config.sensor.check is not None:
+        pulse_m["check"] = config.sensor.check.meters_per_pulse
+    blind = blind_rows(trace, scenario, meters_per_pulse=pulse_m)
     unguarded = unguarded_rows(trace, events, timeline, blind)
     judgement = judge(trace, events, timeline, left_out=blind, unguarded=unguarded)
     return Run(scenario, config, report, judgement)
