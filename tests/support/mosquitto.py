@@ -53,7 +53,11 @@ class Broker:
             f"listener {self.port} 127.0.0.1\n"
             "persistence false\n"
             f"log_dest file {self.home / 'mosquitto.log'}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n" + self.extra
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            # as root (CI) Mosquitto drops to user "mosquitto", who cannot read the test's
+            # private tmp directory; stay who we are
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + self.extra
         )
         self.process = subprocess.Popen(
             [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
