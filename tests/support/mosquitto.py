@@ -36,6 +36,8 @@ class Broker:
     home: Path
     port: int = field(default_factory=free_port)
     extra: str = "allow_anonymous true\n"
+    # keep what it accepted (queued QoS 1 messages, persistent sessions) across a restart
+    persistent: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,13 +53,16 @@ class Broker:
         conf = self.home / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "persistence false\n"
-            f"log_dest file {self.home / 'mosquitto.log'}\n"
+            + (
+                f"persistence true\npersistence_location {self.home}/\nautosave_interval 1\n"
+                if self.persistent
+                else "persistence false\n"
+            )
+            + f"log_dest file {self.home / 'mosquitto.log'}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             # as root (CI) Mosquitto drops to user "mosquitto", who cannot read the test's
             # private tmp directory; stay who we are
-            + ("user root\n" if os.geteuid() == 0 else "")
-            + self.extra
+             + ("user root\n" if os.geteuid() == 0 else "") + self.extra
         )
         self.process = subprocess.Popen(
             [MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
