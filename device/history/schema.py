@@ -78,9 +78,31 @@ ALTER TABLE profiles ADD COLUMN last_qualifying_day INTEGER;
 ALTER TABLE sessions ADD COLUMN backward_paced_s REAL NOT NULL DEFAULT 0;
 """
 
+# The fleet (device.fleet): each session gets a UUID, its name across every machine and broker,
+# and a finished session waits in the outbox until the broker acknowledges it. ALTER TABLE
+# cannot add a UNIQUE column, so a unique index makes it one. Sessions stored before v4 get a
+# random UUID4 here (the SQL below spells one out: version nibble 4, variant 8-b) but no outbox
+# row: the fleet starts with this version, and a year of history flooding a gym's broker on
+# the upgrade is nobody's wish. `outbox_by_sent` keeps the publisher's "WHERE sent_at IS NULL"
+# (and the pruning of old sent rows) off the payloads: they are large enough to spill into
+# overflow pages, which a table scan would read through.
+_NEW_UUID4 = (
+    "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'"
+    " || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (random() & 3), 1)"
+    " || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))"
+)
+_SCHEMA_V4 = f"""
+ALTER TABLE sessions ADD COLUMN uuid TEXT;
+UPDATE sessions SET uuid = {_NEW_UUID4};
+CREATE UNIQUE INDEX sessions_by_uuid ON sessions (uuid);
+CREATE TABLE outbox (
+    uuid TEXT PRIMARY KEY, payload BLOB NOT NULL, created_at REAL, sent_at REAL);
+CREATE INDEX outbox_by_sent ON outbox (sent_at);
+"""
+
 # Entry i is the SQL script that takes a file from user_version i to i + 1, so a new schema
 # version is one new entry. Never edit an entry that has shipped.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4]
 
 
 class StoreError(RetrotreadError):

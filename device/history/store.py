@@ -17,6 +17,7 @@ its own, and device.history.schema holds the tables and their migrations.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -29,9 +30,12 @@ from device.core.modes import EndReason, Mode
 from device.core.program import Profile
 from device.core.session import Totals
 from device.core.tick import Sample
+from device.history import outbox
 from device.history.reader import EventRow, History, SegmentRow, SessionRow
 from device.history.schema import StoreError
 from device.history.sqlite_file import open_writer
+
+log = logging.getLogger("retrotread.history")
 
 # The read side and the rows moved to device.history.reader; they stay importable from here.
 __all__ = ["EventRow", "History", "SegmentRow", "SessionRow", "Store", "StoreError"]
@@ -56,7 +60,8 @@ _INSERT_SAMPLE = (
 )
 _INSERT_EVENT = "INSERT INTO events (session_id, t, kind, details) VALUES (?, ?, ?, ?)"
 _INSERT_SESSION = (
-    "INSERT INTO sessions (id, started_at, machine_id, profile, level) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO sessions (id, started_at, machine_id, profile, level, uuid)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _NOTE_LAST_SAMPLE = (
     "UPDATE sessions SET last_sample_at = MAX(COALESCE(last_sample_at, ?1), ?1) WHERE id = ?2"
@@ -88,6 +93,7 @@ class Store(History):
         self.error: str | None = None  # why the last write failed; None once one succeeds
         self._retry_at = 0.0  # time.monotonic() of the next try after a failed write
         self.lost_rows = 0  # samples and events the buffer had to let go, or a batch refused
+        self.outbox_dropped = 0  # unsent sessions the outbox's backlog cap let go (outbox.py)
         super().__init__(path)  # opens self._db through _connect
         # Ids are ours to give (the daemon is the only writer), so a session can begin while
         # the disk refuses writes and still be written, whole, once it takes them again.
@@ -114,7 +120,8 @@ class Store(History):
         self._refuse_if_read_only()
         session_id = self._next_session_id
         self._next_session_id += 1
-        self._buffer.append(("session", (session_id, started_at, machine_id, profile, level)))
+        row = (session_id, started_at, machine_id, profile, level, outbox.new_uuid())
+        self._buffer.append(("session", row))
         self._buffer.append(("segment", (session_id, started_at, mode)))
         self._open_sessions.add(session_id)
         self._write_now()
@@ -174,6 +181,11 @@ class Store(History):
         self._refuse_if_read_only()
         self._buffer.append(("profile", values))
         self._write_now()
+
+    def session_uuid(self, session_id: int) -> str | None:
+        """The session's name across the fleet (flushed sessions only)."""
+        row = self._db.execute("SELECT uuid FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return None if row is None else row[0]
 
     @property
     def pending(self) -> bool:
@@ -286,11 +298,14 @@ class Store(History):
             self._oldest_buffered_t = t
 
     def _commit(self) -> None:
-        """One transaction, rolled back whole on any error: the buffer in order, then the held
-        totals. If the disk refuses it the buffer is kept for the next flush to try again; a
-        batch SQLite itself refuses (a constraint) would be refused forever, so it is counted
-        as lost instead of blocking every write after it."""
+        """One transaction, rolled back whole on any error: the buffer in order, the held
+        totals, then the outbox row of each session it ends, built from the rows just written
+        (so no session is on disk ended without it). If the disk refuses it the buffer is kept
+        for the next flush to try again; a batch SQLite itself refuses (a constraint) would be
+        refused forever, so it is counted as lost instead of blocking every write after it."""
         db, newest = self._db, dict[int, float]()  # session id -> its newest sample's t
+        ended = [row[0] for what, row in self._buffer if what == "end"]
+        dropped = 0
         try:
             with db:  # commits, or rolls back on an exception
                 db.execute("BEGIN IMMEDIATE")
@@ -303,6 +318,8 @@ class Store(History):
                     db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?",
                                (*staged.values(), session_id))  # fmt: skip
                 db.executemany(_NOTE_LAST_SAMPLE, [(t, sid) for sid, t in newest.items()])
+                for session_id in ended:
+                    dropped += outbox.post_session(db, session_id, now=time.time())
         except sqlite3.IntegrityError as exc:
             self.lost_rows += len(self._buffer)
             self._clear()
@@ -310,6 +327,10 @@ class Store(History):
         except sqlite3.Error as exc:
             raise self._refused(exc) from None
         self._clear()
+        if dropped:
+            if not self.outbox_dropped:  # once: with no fleet configured it is the steady state
+                log.warning("the fleet outbox is full: the oldest unsent sessions are let go")
+            self.outbox_dropped += dropped
 
     def _refused(self, exc: sqlite3.Error) -> StoreError:
         return StoreError(

@@ -54,7 +54,7 @@ CURRENT = len(schema.MIGRATIONS)
 def test_new_file_is_created_in_wal_mode_at_the_current_schema_version(db_path: Path) -> None:
     with Store(db_path), reader(db_path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == CURRENT == 4
         assert db.execute("SELECT name, level, weight_kg FROM profiles").fetchall() == [
             ("guest", 1, 70)
         ]

@@ -66,7 +66,7 @@ def test_version_1_file_upgrades_to_the_current_version_keeping_sessions_and_pro
             SessionSummary(T0, T0 + 800, "button", 720, 0.0, None, backward_paced_s=0.0)
         ]
     with reader(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) == 4
 
 
 def test_version_2_file_upgrades_to_version_3_keeping_the_levels_earned(db_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_version_2_file_upgrades_to_version_3_keeping_the_levels_earned(db_path:
         ]
         assert store.profile("guest") == Profile("guest")
     with reader(db_path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
         assert db.execute("SELECT backward_paced_s FROM sessions").fetchall() == [(0.0,)]
 
 
