@@ -26,14 +26,17 @@ from device.config.kinds import ConfigError
 from device.config.load import load_config
 from device.config.model import Config, SensorKind
 from device.core.controller import CommandRefused, Controller
+from device.core.events import EventKind
 from device.core.modes import ButtonName
 from device.core.tick import TickResult
+from device.fleet.publisher import FleetError, Publisher
 from device.hardware.buttons import ButtonPanel
 from device.hardware.hall import HallSensor
 from device.hardware.outputs import Outputs
 from device.hardware.pins import PinError
 from device.hardware.serial_speed import SerialSpeedSource
 from device.hardware.source import SourceError
+from device.history.outbox import Outbox
 from device.history.recorder import Recorder, load_controller
 from device.history.store import Store, StoreError
 from device.history.writer import HistoryHealth, HistoryWriter
@@ -50,7 +53,7 @@ from device.ipc.protocol import (
 from device.ipc.server import DeviceSocket
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
-STARTUP_ERRORS = (ConfigError, IpcError, PinError, SourceError, StoreError)
+STARTUP_ERRORS = (ConfigError, FleetError, IpcError, PinError, SourceError, StoreError)
 __all__ = ["Daemon", "Input", "run_device"]
 
 log = logging.getLogger("retrotread.device")
@@ -106,6 +109,8 @@ class Daemon:
         self._writer: HistoryWriter | None = None
         self._source: HallSensor | SerialSpeedSource | None = None  # for its counts
         self._dropped_seen, self._flooding = 0, False
+        self._fleet: Publisher | None = None  # None while [fleet] broker is empty
+        self._wall_offset = 0.0  # epoch minus monotonic, for the fleet's event times
         self._notifier = sdnotify.SystemdNotifier()
         self.controller: Controller | None = None
 
@@ -180,6 +185,8 @@ class Daemon:
             socket = DeviceSocket(self.socket_path, handle=self.handle, status=self.status)
             socket.start()
             opened.callback(socket.close)
+            self._wall_offset = wall0 - now
+            self._fleet = self._open_fleet(opened)
             recorder = Recorder(store, self.config, wall0=wall0, mono0=now)
             for session_id in store.recover_interrupted():
                 log.warning(
@@ -224,6 +231,23 @@ class Daemon:
         self._drain(controller, t)
         self._play(controller.shutdown(t), writer, outputs)
         log.info("stopped; outputs safe")
+
+    def _open_fleet(self, opened: contextlib.ExitStack) -> Publisher | None:
+        """The MQTT publisher when [fleet] broker is set: it connects on its own threads, so
+        a broker that is down or slow changes nothing here. Closed after the last tick."""
+        fleet = self.config.fleet
+        if not fleet.broker:
+            return None
+        outbox = Outbox(self.db_path)
+        opened.callback(outbox.close)
+        publisher = Publisher(
+            fleet,
+            machine_id=self.config.machine.id,
+            machine_name=self.config.machine.name,
+            outbox=outbox,
+        )
+        opened.callback(publisher.close)
+        return publisher.start()
 
     def _open_sensor(self) -> HallSensor | SerialSpeedSource:
         sensor = self.config.sensor
@@ -272,6 +296,8 @@ class Daemon:
             self._drain(controller, t)
             self._play(controller.tick(t), writer, outputs)
             self._status = controller.status(t)
+            if self._fleet is not None:  # returns at once: a flag and a reference
+                self._fleet.publish_status(self._status, t)
             if t >= next_watchdog:
                 self._notifier.notify("WATCHDOG=1")
                 next_watchdog = t + WATCHDOG_EVERY_S
@@ -353,6 +379,12 @@ class Daemon:
         for change in result.outputs:
             outputs.apply(change.name, change.state)
         writer.submit(result)
+        fleet = self._fleet
+        if fleet is not None and result.events:
+            for event in result.events:
+                fleet.publish_event(event, event.t + self._wall_offset)
+            if any(event.kind == EventKind.SESSION_ENDED for event in result.events):
+                fleet.session_finished()  # its outbox row is written by the writer's thread
 
 
 def run_device(config_path: str | None, *, socket_path: str, db_path: str | None) -> int:

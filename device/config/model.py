@@ -146,6 +146,17 @@ class ProgramConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """The gym's MQTT broker (device/fleet): off while `broker` is empty."""
+
+    broker: str = ""  # "" | "mqtt://host:1883" | "mqtts://host:8883"
+    site: str = "gym"
+    username: str = ""
+    password_file: str = ""  # a file only the service user may read
+    ca_file: str = ""  # the broker's CA (mqtts), else the system's CAs
+
+
+@dataclass(frozen=True)
 class Config:
     machine: MachineConfig = field(default_factory=MachineConfig)
     sensor: SensorConfig = field(default_factory=SensorConfig)
@@ -157,3 +168,4 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
     program: ProgramConfig = field(default_factory=ProgramConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)

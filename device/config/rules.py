@@ -31,6 +31,9 @@ from device.config.kinds import show_number as _num
 from device.config.model import Config, SensorKind
 
 _KMH_CAP = Number(0.5, 25, "km/h")
+# "" or mqtt(s)://host[:port], the port 1-65535; a bracketed IPv6 host is allowed
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_BROKER_URL = rf"(?:mqtts?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::{_PORT})?/?)?"
 
 # table -> key -> rule. The reasons for the ranges: config.example.toml.
 RULES: dict[str, dict[str, Rule]] = {
@@ -120,6 +123,19 @@ RULES: dict[str, dict[str, Rule]] = {
         "sessions_per_week": Count(1, 14, "sessions"),
         "session_min_s": Number(60, 7200, "s"),
         "session_max_s": Number(60, 7200, "s"),
+    },
+    "fleet": {
+        "broker": Text(
+            'empty (no fleet), "mqtt://host:1883" or "mqtts://host:8883" (a port from 1 to 65535)',
+            shape=_BROKER_URL,
+        ),
+        "site": Text(
+            "1 to 64 letters, digits, '-', '_' or '.' (one MQTT topic level)",
+            shape=r"[A-Za-z0-9._-]{1,64}",
+        ),
+        "username": Text("the treadmill's user name on the broker, or empty"),
+        "password_file": Text("a file path, or empty", shape=r"(?s)(?=.*\S).+|"),
+        "ca_file": Text("a file path, or empty", shape=r"(?s)(?=.*\S).+|"),
     },
 }
 
