@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--socket", help="Unix socket path (default: in a temporary directory)")
     demo.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
 
+    fleet = commands.add_parser("fleet", help="serve the fleet dashboard from the gym's broker")
+    fleet.add_argument("--config", help="config file with a [fleet] table (broker, site, ...)")
+    fleet.add_argument("--port", type=int, help="port to listen on (default 8090)")
+    fleet.add_argument("--db", help="the fleet's SQLite file (default /var/lib/retrotread-fleet)")
+
     password = commands.add_parser("set-password", help="set the dashboard's admin password")
     password.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
     password.add_argument("--state-dir", help="where the hash is kept (default: [storage] db's)")
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             socket_path=args.socket,
             duration_s=args.duration,
         )
+    if args.command == "fleet":
+        from web.fleet.serve import run_fleet
+
+        return run_fleet(args.config, port=args.port, db_path=args.db)
     if args.command == "set-password":
         from web.auth import set_password_main
 
