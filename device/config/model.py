@@ -154,6 +154,8 @@ class FleetConfig:
     username: str = ""
     password_file: str = ""  # a file only the service user may read
     ca_file: str = ""  # the broker's CA (mqtts), else the system's CAs
+    # the fleet service's links to each treadmill's own dashboard
+    dashboards: str = "http://{machine_id}.local:8080/"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ from device.config.model import Config, SensorKind
 _KMH_CAP = Number(0.5, 25, "km/h")
 # "" or mqtt(s)://host[:port], the port 1-65535; a bracketed IPv6 host is allowed
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# One MQTT topic level: a site, a machine id (device/fleet/topics.py builds the topics).
+TOPIC_LEVEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+EVERY_SITE = "*"  # a fleet service's site: follow every site (a chain's head office)
 _BROKER_URL = rf"(?:mqtts?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::{_PORT})?/?)?"
 
 # table -> key -> rule. The reasons for the ranges: config.example.toml.
@@ -40,7 +43,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "machine": {
         "id": Text(
             "1 to 64 letters, digits, '-', '_' or '.' (it names MQTT topics and exports)",
-            shape=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+            shape=TOPIC_LEVEL,
         ),
         "name": Text("a name of 1 to 80 characters", shape=r"(?s)(?=.*\S).{1,80}"),
     },
@@ -130,12 +133,17 @@ RULES: dict[str, dict[str, Rule]] = {
             shape=_BROKER_URL,
         ),
         "site": Text(
-            "1 to 64 letters, digits, '-', '_' or '.' (one MQTT topic level)",
-            shape=r"[A-Za-z0-9._-]{1,64}",
+            "1 to 64 letters, digits, '-', '_' or '.', a letter or digit first (one MQTT "
+            'topic level), or "*" for a fleet service that follows every site',
+            shape=rf"{TOPIC_LEVEL}|\{EVERY_SITE}",
         ),
         "username": Text("the treadmill's user name on the broker, or empty"),
         "password_file": Text("a file path, or empty", shape=r"(?s)(?=.*\S).+|"),
         "ca_file": Text("a file path, or empty", shape=r"(?s)(?=.*\S).+|"),
+        "dashboards": Text(
+            'an address pattern such as "http://{machine_id}.local:8080/"',
+            shape=r"https?://\S+",
+        ),
     },
 }
 

@@ -42,7 +42,7 @@ from device.fleet.payloads import (
     fleet_event,
     status_payload,
 )
-from device.fleet.topics import OFFLINE, ONLINE, Topics
+from device.fleet.topics import OFFLINE, ONLINE, Topics, valid_level
 
 __all__ = ["FleetError", "LinkHealth", "Publisher", "SessionOutbox", "read_password"]
 
@@ -127,6 +127,11 @@ class Publisher:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = BrokerAddress.parse(fleet.broker)
+        if not valid_level(fleet.site):  # "*" is for a fleet service, never a treadmill
+            raise FleetError(
+                f'[fleet] site = "{fleet.site}" follows every site, which only a fleet service '
+                "may; give this treadmill its gym's site name."
+            )
         self.topics = Topics(fleet.site, machine_id)
         self._outbox = outbox
         self._wall_clock = wall_clock

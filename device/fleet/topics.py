@@ -20,14 +20,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from device.config.rules import EVERY_SITE, TOPIC_LEVEL
+
 ROOT = "retrotread"
 PAYLOAD_VERSION = 1  # "v" in every JSON payload; a receiver refuses versions it does not know
 
 ONLINE = "online"
 OFFLINE = "offline"
 
-# one topic level: printable, no MQTT wildcard or separator; the same rule for site and id
-_LEVEL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# one topic level: no MQTT wildcard or separator; the config's rule for site and machine id
+_LEVEL = re.compile(TOPIC_LEVEL)
 
 # the safety events a fleet hears about (device.core.events.EventKind values)
 FLEET_EVENT_KINDS = (
@@ -75,5 +77,5 @@ class Topics:
 
 def site_filter(site: str | None) -> str:
     """What a fleet subscribes to: one site's treadmills, or every site's (a chain's head
-    office) when `site` is None."""
-    return f"{ROOT}/{site}/#" if site is not None else f"{ROOT}/+/#"
+    office) when `site` is None or "*"."""
+    return f"{ROOT}/{site}/#" if site not in (None, EVERY_SITE) else f"{ROOT}/+/#"

@@ -28,7 +28,7 @@ from device.config.kinds import (
     range_words,
 )
 from device.config.load import config_from_mapping, format_config, parse_toml_text
-from device.config.rules import RULES
+from device.config.rules import RULES, TOPIC_LEVEL
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "config.example.toml").read_text(encoding="utf-8")
@@ -116,7 +116,11 @@ def valid(table: str, key: str, rule: Rule) -> st.SearchStrategy[Any]:
     if (table, key) == ("fleet", "broker"):  # a URL, which the texts below hardly ever are
         return st.sampled_from(["", "mqtt://gym.local:1883", "mqtts://10.0.0.2:8883"])
     if (table, key) == ("fleet", "site"):  # one topic level: awkward texts never are one
-        return st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)
+        return st.from_regex(TOPIC_LEVEL, fullmatch=True) | st.just("*")
+    if (table, key) == ("fleet", "dashboards"):
+        return st.sampled_from(
+            ["http://{machine_id}.local:8080/", "https://{site}.gym/{machine_id}"]
+        )
     return (AWKWARD | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", fullmatch=True)).filter(
         lambda text: _takes(rule, text)
     )

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from device.config.model import Config, WebConfig
+from device.config.rules import EVERY_SITE
 from device.errors import RetrotreadError
 from device.fleet.topics import valid_level
 
@@ -100,6 +101,8 @@ def fleet_settings(config: Config, *, db: str | None = None) -> FleetSettings:
     table = getattr(config, "fleet", None)
     host, port, tls = parse_broker(_text(table, "broker") or DEFAULT_BROKER)
     site = _text(table, "site") or None
+    if site == EVERY_SITE:
+        site = None  # a chain's head office: every site's treadmills
     if site is not None and not valid_level(site):
         raise FleetConfigError(
             f'[fleet] site = "{site}" cannot be a topic level; use letters, digits, ".", "_" '
