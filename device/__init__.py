@@ -7,8 +7,8 @@ in `make lint`; the contracts are in pyproject.toml):
     device.sim                        scenarios, the simulated belt, simulate, the demo (may
                                       start the web: the second documented exception)
     device.daemon, device.calibrate   the long-running service; the calibration wizard
-    device.hardware, device.history,  gpiozero and pyserial adapters; SQLite; the socket
-    device.ipc
+    device.hardware, device.history,  gpiozero and pyserial adapters; SQLite; the socket;
+    device.ipc, device.fleet          MQTT to the gym's broker
     device.core                       the pure rules: time is an argument, no I/O
     device.config                     the config values (model), their rules, load and write
 
