@@ -29,7 +29,7 @@ from device.core.controller import CommandRefused, Controller
 from device.core.events import EventKind
 from device.core.modes import ButtonName
 from device.core.tick import TickResult
-from device.fleet.publisher import FleetError, Publisher
+from device.fleet.publisher import FleetError, LinkHealth, Publisher
 from device.hardware.buttons import ButtonPanel
 from device.hardware.hall import HallSensor
 from device.hardware.outputs import Outputs
@@ -70,8 +70,10 @@ def health_status(
     sensor_rejected: int,
     sensor_error: str | None,
     inputs_dropped: int,
+    fleet: LinkHealth | None = None,
 ) -> HealthStatus:
-    """The adapters' part of the status: `history` is None before the writer started."""
+    """The adapters' part of the status: `history` is None before the writer started,
+    `fleet` while no broker is configured."""
     return {
         "sensor_rejected": sensor_rejected,
         "sensor_error": sensor_error,
@@ -81,6 +83,13 @@ def health_status(
             "error": history.error,
             "unsaved_rows": history.unsaved_rows,
             "lost_rows": history.lost_rows,
+        },
+        "fleet": None if fleet is None else {
+            "connected": fleet.connected,
+            "error": fleet.error,
+            "events_waiting": fleet.events_waiting,
+            "events_dropped": fleet.events_dropped,
+            "sessions_sent": fleet.sessions_sent,
         },
     }  # fmt: skip
 
@@ -138,6 +147,7 @@ class Daemon:
             sensor_rejected=rejected,
             sensor_error=source_error,
             inputs_dropped=self._inputs_dropped(),
+            fleet=None if self._fleet is None else self._fleet.health(),
         )
         return device_status(status, history_error=history_error, health=health)
 

@@ -259,6 +259,22 @@ def _history_health(history: Fields | None) -> str:
     )
 
 
+def _fleet_health(fleet: Fields | None) -> str:
+    """Only news: the link down (the safety rules do not need it; the front desk's view
+    does), or events let go while it was."""
+    if fleet is None:
+        return ""  # no broker configured
+    connected = fleet.flag("connected")
+    dropped = _counted(fleet, "events_dropped", "event", "events", "not sent")
+    if connected:
+        return f"fleet: {dropped}" if dropped else ""
+    error = fleet.text("error")
+    cause = f": {error.rstrip('.')}" if error else ""
+    waiting = _counted(fleet, "events_waiting", "event", "events", "waiting")
+    counts = ", ".join(part for part in (waiting, dropped) if part)
+    return "fleet: not connected" + cause + (f" ({counts})" if counts else "")
+
+
 def _health(s: Fields) -> str:
     """The adapters' health in one line, only what is wrong: "sensor: 12 lines rejected,
     last error: ... · history: not saving: disk full (40 rows waiting) · inputs dropped: 3",
@@ -279,6 +295,8 @@ def _health(s: Fields) -> str:
     parts = ["sensor: " + ", ".join(part for part in sensor if part) if any(sensor) else ""]
     if health.present("history"):
         parts.append(_history_health(health.table("history")))
+    if health.present("fleet"):
+        parts.append(_fleet_health(health.table("fleet")))
     dropped = health.count("inputs_dropped")
     if dropped:
         parts.append(f"inputs dropped: {dropped}")

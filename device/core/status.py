@@ -116,11 +116,22 @@ class HistoryStatus(TypedDict):
     lost_rows: int
 
 
+class FleetStatus(TypedDict):
+    """The link to the gym's broker (device/fleet/publisher.py LinkHealth)."""
+
+    connected: bool
+    error: str | None  # one sentence while the link is down or refused
+    events_waiting: int
+    events_dropped: int
+    sessions_sent: int
+
+
 class HealthStatus(TypedDict):
     sensor_rejected: int
     sensor_error: str | None
     inputs_dropped: int
     history: HistoryStatus | None  # None before the history writer started
+    fleet: FleetStatus | None  # None while [fleet] broker is empty
 
 
 class DeviceStatus(ControllerStatus):

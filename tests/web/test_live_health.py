@@ -16,6 +16,7 @@ from device.config.model import SensorConfig, SensorKind
 from device.core.sensor_watch import SensorWatch
 from device.core.status import sensor_status
 from device.daemon import health_status
+from device.fleet.publisher import LinkHealth
 from device.history.writer import HistoryHealth
 from web.live_view import view
 from web.serve import WebServer
@@ -151,3 +152,46 @@ def test_an_unreadable_part_of_the_health_report_reads_unknown(
     running_status: Callable[..., dict], report: Any, says: str
 ) -> None:
     assert view(running_status(health=report))["health"] == says
+
+
+# -- the fleet's link -----------------------------------------------------------------------
+
+
+def _fleet(*, connected: bool, error: str | None = None, waiting: int = 0, dropped: int = 0):
+    link = LinkHealth(
+        connected=connected, error=error, status_dropped=0, events_dropped=dropped,
+        events_waiting=waiting, sessions_sent=3, failed_connects=0,
+    )  # fmt: skip
+    history = HistoryHealth(ok=True, error=None, unsaved_rows=0, lost_rows=0)
+    return health_status(history, sensor_rejected=0, sensor_error=None, inputs_dropped=0,
+                         fleet=link)  # fmt: skip
+
+
+def test_a_treadmill_on_a_working_broker_reads_all_good(
+    running_status: Callable[..., dict],
+) -> None:
+    assert view(running_status(health=_fleet(connected=True)))["health"] == "all good"
+
+
+def test_a_broker_that_cannot_be_reached_is_on_the_health_line_with_what_waits(
+    running_status: Callable[..., dict],
+) -> None:
+    down = "cannot reach the broker at broker.local:1883 (connection refused)."
+    words = view(running_status(health=_fleet(connected=False, error=down, waiting=2)))
+    assert words["health"] == (
+        "fleet: not connected: cannot reach the broker at broker.local:1883 (connection "
+        "refused) (2 events waiting)"
+    )
+
+
+def test_events_let_go_while_the_broker_was_away_stay_on_the_health_line(
+    running_status: Callable[..., dict],
+) -> None:
+    words = view(running_status(health=_fleet(connected=True, dropped=7)))
+    assert words["health"] == "fleet: 7 events not sent"
+
+
+def test_no_broker_configured_says_nothing_of_a_fleet(running_status: Callable[..., dict]) -> None:
+    report = health()
+    assert report["fleet"] is None
+    assert view(running_status(health=report))["health"] == "all good"
