@@ -21,6 +21,7 @@ from device.core.guard import NO_SESSION_READS, WALKER_READS, WARNING_LIGHT, Act
 from device.core.modes import EndReason, Mode, SessionState
 from device.core.program import Profile, SessionSummary
 from device.core.progression import Progression
+from device.core.restarts import restart_note
 from device.core.sensor_watch import SensorWatch
 from device.core.session import SessionAction, SessionMachine
 from device.core.signals import LedPattern, Tune
@@ -132,17 +133,7 @@ class Controller:
         self.session.config = config.session
         self.session.hold_s = config.buttons.hold_s
         self.sensor.recalibrate(old.sensor, config.sensor)
-        check = config.sensor.check
-        fitted = (old.sensor.check is None, old.sensor.check and old.sensor.check.pin)
-        rewired = (
-            old.sensor.opened_with() != config.sensor.opened_with()
-            or (fitted != (check is None, check and check.pin))
-            or (
-                (old.buttons.start_pin, old.buttons.direction_pin, old.outputs)
-                != (config.buttons.start_pin, config.buttons.direction_pin, config.outputs)
-            )
-        )
-        note = "restart the device for pin and sensor wiring changes" if rewired else ""
+        note = restart_note(old, config)
         self._emit([Event(t, EventKind.CONFIG_RELOADED, {"note": note} if note else {})])
         return note
 

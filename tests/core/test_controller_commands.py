@@ -131,3 +131,28 @@ def test_a_reload_of_what_the_controller_reads_itself_needs_no_restart(change):
     before = merge_overrides(Config(), SERIAL)
     device = Controller(before, t=0.0)
     assert device.reconfigure(1.0, merge_overrides(before, {"sensor": change})) == ""
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"fleet": {"broker": "mqtt://broker.local:1883"}}, {"fleet": {"site": "gym-south"}},
+     {"machine": {"id": "treadmill-9"}}],
+)  # fmt: skip
+def test_a_reload_that_changes_the_fleet_link_or_the_topics_says_restart(change):
+    device = Controller(Config(), t=0.0)
+    note = device.reconfigure(1.0, merge_overrides(Config(), change))
+    assert note == "restart the device for the [fleet] link changes"
+
+
+def test_a_reload_of_wiring_and_fleet_names_both():
+    device = Controller(Config(), t=0.0)
+    both = merge_overrides(Config(), {"buttons": {"start_pin": 12}, "fleet": {"site": "x"}})
+    assert device.reconfigure(1.0, both) == (
+        "restart the device for pin and sensor wiring and the [fleet] link changes"
+    )
+
+
+def test_a_reload_of_the_machines_name_alone_needs_no_restart():
+    device = Controller(Config(), t=0.0)
+    renamed = merge_overrides(Config(), {"machine": {"name": "Backward lane"}})
+    assert device.reconfigure(1.0, renamed) == ""
