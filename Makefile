@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo fleet-demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/retrotread demo --port 8080
+
+# five simulated treadmills, Debian's Mosquitto on a free port and the fleet dashboard
+fleet-demo: $(STAMP)
+	$(BIN)/retrotread fleet-demo --port 8090
 
 # ruff for style, import-linter for the layers (contracts in pyproject.toml), mypy for types
 lint: $(STAMP)

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--socket", help="Unix socket path (default: in a temporary directory)")
     demo.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
 
+    fleet_demo = commands.add_parser(
+        "fleet-demo", help="five simulated treadmills, a Mosquitto and the fleet dashboard"
+    )
+    fleet_demo.add_argument("--port", type=int, default=8090, help="fleet page port (default 8090)")
+
     fleet = commands.add_parser("fleet", help="serve the fleet dashboard from the gym's broker")
     fleet.add_argument("--config", help="config file with a [fleet] table (broker, site, ...)")
     fleet.add_argument("--port", type=int, help="port to listen on (default 8090)")
@@ -106,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             socket_path=args.socket,
             duration_s=args.duration,
         )
+    if args.command == "fleet-demo":
+        from device.sim.fleet_demo import run_fleet_demo
+
+        return run_fleet_demo(port=args.port)
     if args.command == "fleet":
         from web.fleet.serve import run_fleet
 
