@@ -37,7 +37,7 @@ from device.hardware.pins import PinError
 from device.hardware.serial_speed import SerialSpeedSource
 from device.hardware.source import SourceError
 from device.history.outbox import Outbox
-from device.history.recorder import Recorder, load_controller
+from device.history.recorder import Entry, Recorder, load_controller
 from device.history.store import Store, StoreError
 from device.history.writer import HistoryHealth, HistoryWriter
 from device.inputs import Input, InputKind, InputQueue
@@ -203,7 +203,9 @@ class Daemon:
                     "session %s was left open by a crash or power cut: closed as interrupted",
                     session_id,
                 )
-            writer = self._writer = HistoryWriter(recorder, clock=self.clock)
+            writer = self._writer = HistoryWriter(
+                recorder, clock=self.clock, on_written=self._session_saved
+            )
             writer.start()
             opened.callback(writer.close)  # after the last tick below, before the store closes
             outputs = Outputs(self.config.outputs, pin_factory=self.pin_factory)
@@ -393,8 +395,13 @@ class Daemon:
         if fleet is not None and result.events:
             for event in result.events:
                 fleet.publish_event(event, event.t + self._wall_offset)
-            if any(event.kind == EventKind.SESSION_ENDED for event in result.events):
-                fleet.session_finished()  # its outbox row is written by the writer's thread
+
+    def _session_saved(self, entry: Entry) -> None:
+        """The writer's thread wrote `entry`: an ended session's outbox row is in the file
+        now (at the tick it was not yet, and the publisher found it 10 s later)."""
+        fleet = self._fleet
+        if fleet is not None and any(e.kind == EventKind.SESSION_ENDED for e in entry.events):
+            fleet.session_finished()
 
 
 def run_device(config_path: str | None, *, socket_path: str, db_path: str | None) -> int:

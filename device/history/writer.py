@@ -45,8 +45,12 @@ class HistoryWriter:
         *,
         clock: Callable[[], float] = time.monotonic,
         queue_limit: int = QUEUE_LIMIT,
+        on_written: Callable[[Entry], None] | None = None,
     ) -> None:
         self.recorder = recorder
+        # told on this thread after each entry is written: what the entry committed (a
+        # session's end and its outbox row) is in the file by then, for another reader
+        self._on_written = on_written
         self._clock = clock
         self._queue: queue.Queue[Entry | None] = queue.Queue(maxsize=queue_limit)
         # both threads count: the tick thread what it queues or drops, the writer what it takes
@@ -126,6 +130,8 @@ class HistoryWriter:
         try:
             if entry is not None:
                 self.recorder.write(entry)
+                if self._on_written is not None:
+                    self._on_written(entry)
             self.recorder.flush_if_due(self._clock())
         except Exception:  # a bug in one entry must not end the history of the rest
             log.exception("history writer: an entry could not be recorded")
