@@ -29,23 +29,23 @@ from device.core.controller import CommandRefused, Controller
 from device.core.events import EventKind
 from device.core.modes import ButtonName
 from device.core.tick import TickResult
-from device.fleet.publisher import FleetError, LinkHealth, Publisher
+from device.fleet.publisher import FleetError, Publisher
 from device.hardware.buttons import ButtonPanel
 from device.hardware.hall import HallSensor
 from device.hardware.outputs import Outputs
 from device.hardware.pins import PinError
 from device.hardware.serial_speed import SerialSpeedSource
 from device.hardware.source import SourceError
+from device.health import health_status
 from device.history.outbox import Outbox
 from device.history.recorder import Entry, Recorder, load_controller
 from device.history.store import Store, StoreError
-from device.history.writer import HistoryHealth, HistoryWriter
+from device.history.writer import HistoryWriter
 from device.inputs import Input, InputKind, InputQueue
 from device.ipc.protocol import (
     Command,
     ControllerStatus,
     DeviceStatus,
-    HealthStatus,
     IpcError,
     Request,
     device_status,
@@ -62,36 +62,6 @@ TICK_S = 0.1
 WATCHDOG_EVERY_S = 1.0
 # shorter than the socket client's 2 s, so the client hears this answer rather than a timeout
 COMMAND_TIMEOUT_S = 1.5
-
-
-def health_status(
-    history: HistoryHealth | None,
-    *,
-    sensor_rejected: int,
-    sensor_error: str | None,
-    inputs_dropped: int,
-    fleet: LinkHealth | None = None,
-) -> HealthStatus:
-    """The adapters' part of the status: `history` is None before the writer started,
-    `fleet` while no broker is configured."""
-    return {
-        "sensor_rejected": sensor_rejected,
-        "sensor_error": sensor_error,
-        "inputs_dropped": inputs_dropped,
-        "history": None if history is None else {
-            "ok": history.ok,
-            "error": history.error,
-            "unsaved_rows": history.unsaved_rows,
-            "lost_rows": history.lost_rows,
-        },
-        "fleet": None if fleet is None else {
-            "connected": fleet.connected,
-            "error": fleet.error,
-            "events_waiting": fleet.events_waiting,
-            "events_dropped": fleet.events_dropped,
-            "sessions_sent": fleet.sessions_sent,
-        },
-    }  # fmt: skip
 
 
 class Daemon:

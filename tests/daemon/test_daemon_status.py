@@ -18,7 +18,8 @@ from support.ticking import Treadmill, walking
 from device.config.model import Config, SensorConfig, SensorKind
 from device.core.controller import Controller
 from device.core.status import ControllerStatus
-from device.daemon import Daemon, health_status
+from device.daemon import Daemon
+from device.health import health_status
 from device.history.writer import HistoryHealth
 from device.ipc.protocol import DeviceStatus, device_status
 

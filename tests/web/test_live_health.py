@@ -15,8 +15,8 @@ from support.live_page import EventStream, live_page
 from device.config.model import SensorConfig, SensorKind
 from device.core.sensor_watch import SensorWatch
 from device.core.status import sensor_status
-from device.daemon import health_status
 from device.fleet.publisher import LinkHealth
+from device.health import health_status
 from device.history.writer import HistoryHealth
 from web.live_view import view
 from web.serve import WebServer
