@@ -56,7 +56,7 @@ def running_status(**changes: Any) -> dict[str, Any]:
 
     Built by the real Controller (so every key, in the wire's order, and every default is the
     device's own), with the figures of that moment. No "health": the daemon adds that
-    (device.daemon.health_status), and tests of the health line add it themselves."""
+    (device.health.health_status), and tests of the health line add it themselves."""
     status: dict[str, Any] = dict(Controller(Config(), t=0.0).status(0.0))
     status.update(
         speed_kmh=2.1,
