@@ -11,6 +11,7 @@ from collections.abc import Callable
 from benchmarks import (
     estimator_bench,
     fault_bench,
+    fleet_bench,
     live_bench,
     reaction_bench,
     safety_bench,
@@ -30,6 +31,7 @@ SECTIONS: list[tuple[str, Callable[[], list[Row]]]] = [
     (fault_bench.STORAGE_TITLE, fault_bench.storage_rows),
     (fault_bench.FLOOD_TITLE, fault_bench.flood_rows),
     (fault_bench.KILL_TITLE, fault_bench.kill_rows),
+    (fleet_bench.TITLE, fleet_bench.rows),
 ]
 
 

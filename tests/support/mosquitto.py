@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support.ports import free_port
+from .ports import free_port  # relative: benchmarks import it as tests.support
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_WITHIN_S = 10.0

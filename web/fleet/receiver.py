@@ -10,11 +10,18 @@ callback: paho's thread would die with it, and with it every treadmill's tile.
 The client keeps a persistent session (clean_session off, a fixed client id), so a broker
 with persistence holds the QoS 1 sessions published while the fleet was away and hands them
 over when it returns; the store's upsert by uuid makes any repeat harmless.
+
+Finished sessions are checked and stored on a thread of their own (a 10-minute session is
+about 15 ms of schema check and SQLite), so a backlog draining after an outage never holds up
+the live statuses behind it on paho's thread. Each is acknowledged to the broker only once it
+is stored (manual acks): the broker keeps at most its in-flight window of them unacknowledged,
+which bounds the queue, and one the disk refused is sent again after the next reconnect.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -66,6 +73,11 @@ class FleetReceiver:
         self._rejected: Counter[Reason] = Counter()
         self._logged: set[str] = set()  # causes already in the journal, once each
         self._closing = False
+        # (topic, payload, mid, qos) of sessions heard, for the session thread; None stops it
+        self._sessions: queue.Queue[tuple[str, bytes, int, int] | None] = queue.Queue()
+        self._session_thread = threading.Thread(
+            target=self._store_sessions, name="fleet-sessions", daemon=True
+        )
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -74,6 +86,7 @@ class FleetReceiver:
             client_id=self.settings.client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
+            manual_ack=True,  # a session is acknowledged once stored (see the module's note)
         )
         if self.settings.username:
             client.username_pw_set(self.settings.username, self.settings.password)
@@ -98,6 +111,7 @@ class FleetReceiver:
                 last_seen=machine.last_seen,
                 status=machine.status,
             )
+        self._session_thread.start()
         self._client.connect_async(self.settings.host, self.settings.port, KEEPALIVE_S)
         self._client.loop_start()  # paho's thread retries the first connection too
 
@@ -105,6 +119,9 @@ class FleetReceiver:
         self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
+        if self._session_thread.is_alive():
+            self._sessions.put(None)
+            self._session_thread.join(timeout=10)
 
     def stats(self) -> ReceiverStats:
         with self._lock:
@@ -152,31 +169,48 @@ class FleetReceiver:
             log.warning("fleet: %s", sentence)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        heard = (message.topic, bytes(message.payload), message.mid, message.qos)
+        if "/sessions/" in message.topic:
+            self._sessions.put(heard)  # bounded by the broker's in-flight window
+            return
+        self._handle(*heard)
+
+    def _store_sessions(self) -> None:
+        while (heard := self._sessions.get()) is not None:
+            self._handle(*heard)
+
+    def _handle(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         try:
-            self.hear(message.topic, bytes(message.payload))
-        except Exception:  # the last resort: this thread serves every treadmill
+            stored = self.hear(topic, payload)
+        except Exception:  # the last resort: these threads serve every treadmill
+            stored = True  # a message we cannot handle would come back forever
             if "internal" not in self._logged:
                 self._logged.add("internal")
-                log.exception("fleet: a message on %s could not be handled", message.topic)
+                log.exception("fleet: a message on %s could not be handled", topic)
+        if stored:
+            self._client.ack(mid, qos)
 
     # -- one message -----------------------------------------------------------------------
 
-    def hear(self, topic: str, payload: bytes) -> None:
-        """Check one message and pass it on, or count why not."""
+    def hear(self, topic: str, payload: bytes) -> bool:
+        """Check one message and pass it on, or count why not. False when the store refused
+        it: not acknowledged, so the broker sends it again after the next reconnect."""
         now = time.time()
         if not payload:  # an empty retained message clears a topic: nothing to hear
-            return
+            return True
         verdict = read(topic, payload)
-        if isinstance(verdict, Rejection):
-            self._reject(verdict, now)
-            return
         try:
-            self._accept(verdict, now)
+            if isinstance(verdict, Rejection):
+                self._reject(verdict, now)
+            else:
+                self._accept(verdict, now)
         except sqlite3.Error as exc:
             cause = f"store: {exc}"
             if cause not in self._logged:
                 self._logged.add(cause)
                 log.error("fleet: cannot write %s to %s (%s)", topic, self.store.path, exc)
+            return False
+        return True
 
     def _reject(self, rejection: Rejection, now: float) -> None:
         with self._lock:
