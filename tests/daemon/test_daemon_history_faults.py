@@ -10,7 +10,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from support.device_process import Device, assert_one_sentence, read_history
+from support.serial_belt import SerialBelt, serial_belt
 from support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -27,38 +27,10 @@ GRACE_S = 2.0
 ON_TIME_S = 0.5
 
 
-class SerialBelt(threading.Thread):
-    """A serial speed bridge on a pty: the belt's speed, ten lines a second."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.master, slave = os.openpty()
-        self.url = os.ttyname(slave)
-        self._slave = slave
-        self.kmh = 0.5
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.1):
-            with contextlib.suppress(OSError):
-                os.write(self.master, f"{self.kmh:.2f}\n".encode())
-
-    def close(self) -> None:
-        """Pull the bridge's cable: its pty is gone."""
-        if self.stop.is_set():
-            return
-        self.stop.set()
-        self.join(2)
-        os.close(self.master)
-        os.close(self._slave)
-
-
 @pytest.fixture
 def belt() -> Iterator[SerialBelt]:
-    bridge = SerialBelt()
-    bridge.start()
-    yield bridge
-    bridge.close()
+    with serial_belt() as bridge:
+        yield bridge
 
 
 def config_for(belt: SerialBelt) -> str:

@@ -11,14 +11,12 @@ them (the session ends as "command")."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid as uuids
@@ -33,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from support.device_process import REPO, Device, read_history
 from support.mosquitto import Broker
 from support.ports import free_port
+from support.serial_belt import SerialBelt, serial_belt
 from support.waiting import wait_until
 
 from device.fleet.topics import Topics
@@ -58,34 +57,10 @@ SOON_S = 2.0
 STATUS_GAP_S = 1.0  # the socket streams 4 lines a second: a gap this long would be a stall
 
 
-class SerialBelt(threading.Thread):
-    """A serial speed bridge on a pty: the belt's speed, ten lines a second."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.master, self._slave = os.openpty()
-        self.url = os.ttyname(self._slave)
-        self.kmh = WALKING_KMH
-        self._pulled = threading.Event()
-
-    def run(self) -> None:
-        while not self._pulled.wait(0.1):
-            with contextlib.suppress(OSError):
-                os.write(self.master, f"{self.kmh:.2f}\n".encode())
-
-    def close(self) -> None:
-        self._pulled.set()
-        self.join(2)
-        os.close(self.master)
-        os.close(self._slave)
-
-
 @pytest.fixture
 def belt() -> Iterator[SerialBelt]:
-    bridge = SerialBelt()
-    bridge.start()
-    yield bridge
-    bridge.close()
+    with serial_belt(WALKING_KMH) as bridge:
+        yield bridge
 
 
 def device_config(broker: Broker, belt: SerialBelt) -> str:
@@ -95,20 +70,6 @@ def device_config(broker: Broker, belt: SerialBelt) -> str:
         "[session]\npause_after_stop_s = 600\n"
         f'[fleet]\nbroker = "{broker.url}"\nsite = "{SITE}"\n'
     )
-
-
-@pytest.fixture
-def gym_broker(tmp_path: Path, broker: Broker) -> Iterator[Broker]:
-    """The gym's Mosquitto as systemd/mosquitto/retrotread.conf runs it: persistence on, so
-    the fleet's subscription and what is queued for it outlive a crash of the broker."""
-    broker.stop()
-    home = tmp_path / "gym-broker"
-    home.mkdir()
-    running = Broker(home, port=broker.port, persistent=True).start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 class Fleet:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -73,20 +72,6 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "retrotread.db"
 
 
-@pytest.fixture
-def persistent_broker(tmp_path: Path, broker: Broker) -> Iterator[Broker]:
-    """A broker that keeps its subscriptions across a restart, as a gym's Mosquitto does
-    (persistence true)."""
-    broker.stop()
-    home = tmp_path / "persistent-broker"
-    home.mkdir()
-    running = Broker(home, port=broker.port, persistent=True).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def walk(store: Store, start: float, seconds: int = 30) -> str:
     """A guest walks `seconds` backward at 2 km/h and ends with the button; its uuid."""
     session_id = store.open_session(start, mode=Mode.BACKWARD, machine_id=MACHINE)
@@ -106,17 +91,17 @@ def publisher(broker: Broker, outbox: Outbox) -> Publisher:
 
 
 def test_a_session_finished_while_the_broker_is_down_goes_out_when_it_is_back(
-    db_path: Path, persistent_broker: Broker
+    db_path: Path, gym_broker: Broker
 ) -> None:
-    desk = FrontDesk(persistent_broker)
+    desk = FrontDesk(gym_broker)
     # the broker saves its state every second: the desk's subscription is in it before the kill
-    saved = persistent_broker.home / "mosquitto.db"
+    saved = gym_broker.home / "mosquitto.db"
     wait_until(saved.exists, within_s=10, what="the broker to save its subscriptions")
     first_save = saved.stat().st_mtime_ns
     wait_until(lambda: saved.stat().st_mtime_ns > first_save, within_s=10,
                what="the broker to save again, with the desk's subscription")  # fmt: skip
     store, outbox = Store(db_path), Outbox(db_path)
-    link = publisher(persistent_broker, outbox).start()
+    link = publisher(gym_broker, outbox).start()
     try:
         before = walk(store, T0)
         link.session_finished()
@@ -125,13 +110,13 @@ def test_a_session_finished_while_the_broker_is_down_goes_out_when_it_is_back(
         wait_until(lambda: outbox.pending(10) == [], within_s=ARRIVES_WITHIN_S,
                    what="the first session marked sent")  # fmt: skip
 
-        persistent_broker.stop()  # the gym's broker dies mid-afternoon
+        gym_broker.stop()  # the gym's broker dies mid-afternoon
         during = walk(store, T0 + 600)
         link.session_finished()
         # nobody acknowledged it: it waits in the file
         assert [uuid for uuid, _ in outbox.pending(10)] == [during]
 
-        persistent_broker.start()
+        gym_broker.start()
         wait_until(lambda: outbox.pending(10) == [], within_s=ARRIVES_WITHIN_S,
                    what="the session walked during the outage marked sent")  # fmt: skip
         wait_until(lambda: during in desk.uuids(), within_s=ARRIVES_WITHIN_S,

@@ -98,3 +98,20 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def gym_broker(tmp_path: Path) -> Iterator[Broker]:
+    """The gym's Mosquitto as systemd/mosquitto/retrotread.conf runs it: persistence on, so
+    the fleet's subscription and what is queued for it outlive a crash of the broker."""
+    if not have_mosquitto():
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed; .ci/run installs it (apt install mosquitto)")
+        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    home = tmp_path / "gym-broker"
+    home.mkdir()
+    running = Broker(home, persistent=True).start()
+    try:
+        yield running
+    finally:
+        running.stop()
