@@ -18,6 +18,13 @@ from device.config.model import Config
 from device.ipc.protocol import default_socket_path
 from web.site import Site, site
 
+# base.html's bar: (endpoint, label, the endpoints it stands for)
+NAV_LINKS = (
+    ("live.page", "Live", "live.page"),
+    ("history.page", "History", "history."),
+    ("settings.page", "Settings", "settings.page"),
+)
+
 
 def create_app(
     config: Config | None = None,
@@ -55,7 +62,11 @@ def create_app(
     @app.context_processor
     def the_treadmill() -> dict[str, Any]:
         here = site(app)
-        return {"machine_name": here.config.machine.name, "demo_mode": here.demo is not None}
+        return {
+            "machine_name": here.config.machine.name,
+            "demo_mode": here.demo is not None,
+            "nav_links": NAV_LINKS,
+        }
 
     from web import auth, control, health, live, protect, settings
     from web.history import blueprint as history

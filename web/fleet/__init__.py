@@ -10,9 +10,7 @@
 
 `create_fleet_app` is the factory, like web.create_app: the same security headers and error
 pages (web.protect), the same login, CSRF and secret key (web.auth, kept in the fleet
-database's directory), the same base page and stylesheet. The shared templates ask for the
-device's base.html; this app hands them fleet_base.html under that name, which has the same
-blocks and the fleet's own navigation.
+database's directory), the same base page (with the fleet's own links in its bar) and stylesheet.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from typing import Any
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
-from jinja2 import ChoiceLoader, FunctionLoader
 from werkzeug.exceptions import HTTPException
 
 from device.config.model import Config
@@ -33,15 +30,9 @@ from web.fleet.settings import FleetSettings
 from web.fleet.store import FleetStore
 from web.site import Site
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FLEET_ROUTES = "/api/fleet and /api/fleet/stream"
-
-
-def _fleet_base(name: str) -> tuple[str, str, Any] | None:
-    if name != "base.html":
-        return None
-    path = TEMPLATES / "fleet_base.html"
-    return path.read_text(encoding="utf-8"), str(path), lambda: True
+# base.html's bar in the fleet app: (endpoint, label, the endpoints it stands for)
+NAV_LINKS = (("live.page", "Treadmills", "live.page"), ("history.page", "Sessions", "history."))
 
 
 def create_fleet_app(
@@ -57,9 +48,6 @@ def create_fleet_app(
     """The fleet dashboard over `board` (live) and `store` (history). The secret key and the
     admin password live in `state_dir` (default: the database's directory)."""
     app = Flask("web")  # web/templates and web/static, shared with the device's pages
-    # fleet_base.html answers for base.html; every other template is the app's own
-    shared = [app.jinja_env.loader] if app.jinja_env.loader is not None else []
-    app.jinja_env.loader = ChoiceLoader([FunctionLoader(_fleet_base), *shared])
     app.extensions["retrotread"] = Site(
         config=config or Config(),
         config_path=None,
@@ -79,7 +67,7 @@ def create_fleet_app(
     @app.context_processor
     def the_fleet() -> dict[str, Any]:
         where = f"fleet · {settings.site}" if settings.site else "fleet · every site"
-        return {"machine_name": where, "demo_mode": False}
+        return {"machine_name": where, "demo_mode": False, "nav_links": NAV_LINKS}
 
     from web import auth, protect
     from web.fleet import grid, history
