@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import pytest
 from browsing import REPO, Demo, Visit, open_page
-from support.mosquitto import have_mosquitto
+from support.mosquitto import require_mosquitto
 from support.ports import free_port
 from support.waiting import wait_until
 
@@ -41,10 +41,7 @@ PUSHER = "[data-testid=tile][data-key='demo/treadmill-3']"
 @pytest.fixture(scope="module")
 def fleet_demo() -> Iterator[Demo]:
     """`retrotread fleet-demo` on a free port, its temporary files in a folder of our own."""
-    if not have_mosquitto():
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed; .ci/run installs it (apt install mosquitto)")
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    require_mosquitto()
     work = Path(tempfile.mkdtemp(dir="/tmp", prefix="rt-fleet-browser-"))
     port = free_port()
     log = work / "fleet-demo.log"

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.fleet_payloads import session_payload
-from support.mosquitto import Broker, have_mosquitto
+from support.mosquitto import Broker, require_mosquitto
 from support.waiting import wait_until
 
 from web.fleet.board import Board
@@ -91,8 +91,7 @@ def send_session(site: Broker, uuid: str) -> None:
 
 @pytest.fixture
 def chain(tmp_path: Path) -> Iterator[tuple[Broker, Broker]]:
-    if not have_mosquitto():
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    require_mosquitto()
     (tmp_path / "central").mkdir()
     (tmp_path / "site").mkdir()
     central = Broker(tmp_path / "central", persistent=True).start()

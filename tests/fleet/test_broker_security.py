@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from support.mosquitto import Broker, have_mosquitto
+from support.mosquitto import Broker, require_mosquitto
 from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,8 +65,7 @@ class Client:
 @pytest.fixture
 def gym_broker(tmp_path: Path) -> Iterator[Broker]:
     """Mosquitto with the shipped ACL (SITE filled in) and a password file with three logins."""
-    if not have_mosquitto():
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    require_mosquitto()
     passwd = tmp_path / "retrotread.passwd"
     for n, (user, password) in enumerate(LOGINS.items()):
         create = ["-c"] if n == 0 else []

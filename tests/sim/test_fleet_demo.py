@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.mosquitto import have_mosquitto
+from support.mosquitto import require_mosquitto
 from support.ports import free_port
 from support.waiting import wait_until
 
@@ -34,13 +34,6 @@ def scratch() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(dir="/tmp", prefix="rt-fd-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def need_mosquitto() -> None:
-    if not have_mosquitto():
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed; .ci/run installs it (apt install mosquitto)")
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
 
 
 def fleet(url: str) -> list[dict] | None:
@@ -78,7 +71,7 @@ def is_running(pid: int) -> bool:
 def test_five_treadmills_appear_on_the_fleet_page_and_ctrl_c_stops_them_and_the_broker(
     scratch: Path, tmp_path: Path
 ) -> None:
-    need_mosquitto()
+    require_mosquitto()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out_path, err_path = tmp_path / "fleet-demo.out", tmp_path / "fleet-demo.err"

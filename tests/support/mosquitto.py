@@ -29,6 +29,14 @@ def have_mosquitto() -> bool:
     return Path(MOSQUITTO).exists()
 
 
+def require_mosquitto() -> None:
+    """Fail in CI (it installs mosquitto), skip with one line elsewhere, when it is missing."""
+    if not have_mosquitto():
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed; .ci/run installs it (apt install mosquitto)")
+        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+
+
 @dataclass
 class Broker:
     """One Mosquitto process and what it needs to run again on the same port."""
@@ -89,10 +97,7 @@ class Broker:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A running Mosquitto that lets anonymous clients in; stopped after the test."""
-    if not have_mosquitto():
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed; .ci/run installs it (apt install mosquitto)")
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    require_mosquitto()
     running = Broker(tmp_path).start()
     try:
         yield running
@@ -104,10 +109,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def gym_broker(tmp_path: Path) -> Iterator[Broker]:
     """The gym's Mosquitto as systemd/mosquitto/retrotread.conf runs it: persistence on, so
     the fleet's subscription and what is queued for it outlive a crash of the broker."""
-    if not have_mosquitto():
-        if os.environ.get("CI"):
-            pytest.fail("mosquitto is not installed; .ci/run installs it (apt install mosquitto)")
-        pytest.skip("mosquitto is not installed (apt install mosquitto)")
+    require_mosquitto()
     home = tmp_path / "gym-broker"
     home.mkdir()
     running = Broker(home, persistent=True).start()
