@@ -4,9 +4,19 @@ test after which any page has a violation it has not yet answered for)."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import signal
 import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from support.ports import free_port
+from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -20,6 +30,56 @@ class Demo:
     log: Path
     password: str = ""
     lines: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def running(
+    command: str,
+    *args: str,
+    work: Path,
+    db: Path,
+    ready: str,
+    password_for: str,
+    within_s: float,
+    env: dict[str, str] | None = None,
+    clean_exit: bool = False,
+) -> Iterator[Demo]:
+    """`retrotread COMMAND --port P ARGS` in `work`, once `ready` (a path) answers 200; its
+    admin password read from the line "admin password (PASSWORD_FOR): ...". Stopped at the
+    end: with Ctrl-C and an asserted exit 0 when `clean_exit`, else terminated."""
+    port = free_port()
+    log = work / f"{command}.log"
+    argv = [sys.executable, "-m", "device.cli", command, "--port", str(port), *args]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    demo = Demo(url=f"http://127.0.0.1:{port}", db=db, process=process, log=log)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{command} exited {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(demo.url + ready, timeout=1) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    wait_until(answers, within_s=within_s, what=f"{command} to answer", showing=log.read_text)
+    found = re.search(rf"admin password \({password_for}\): (\S+)", log.read_text())
+    demo.password = found.group(1) if found else ""
+    try:
+        yield demo
+    finally:
+        try:
+            if clean_exit:
+                process.send_signal(signal.SIGINT)  # Ctrl-C, as a newcomer stops it
+                assert process.wait(timeout=30) == 0, log.read_text()
+            else:
+                process.terminate()
+                process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 # Every page reports each CSP violation (a blocked inline script or style, a foreign fetch)

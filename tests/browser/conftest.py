@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browsing import REPO, VISITS, Demo
-from support.ports import free_port
-from support.waiting import wait_until
+from browsing import VISITS, Demo, running
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags the workplace's headless Chromium needs: no sandbox as root, and no background
@@ -42,34 +35,11 @@ CHROMIUM_ARGS = [
 def demo() -> Iterator[Demo]:
     """`retrotread demo` on a free port with its own history file and socket."""
     work = Path(tempfile.mkdtemp(dir="/tmp", prefix="rt-browser-"))
-    port = free_port()
-    log = work / "demo.log"
-    argv = [sys.executable, "-m", "device.cli", "demo", "--port", str(port)]
-    argv += ["--db", str(work / "demo.db"), "--socket", str(work / "device.sock")]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    running = Demo(url=f"http://127.0.0.1:{port}", db=work / "demo.db", process=process, log=log)
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the demo exited {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(running.url + "/healthz", timeout=1) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
-
-    wait_until(answers, within_s=20, what="the demo to answer", showing=log.read_text)
-    found = re.search(r"admin password \(settings\): (\S+)", log.read_text())
-    running.password = found.group(1) if found else ""
-    yield running
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        shutil.rmtree(work, ignore_errors=True)
+    with running(
+        "demo", "--db", str(work / "demo.db"), "--socket", str(work / "device.sock"),
+        work=work, db=work / "demo.db", ready="/healthz", password_for="settings", within_s=20,
+    ) as demo:  # fmt: skip
+        yield demo
 
 
 @pytest.fixture(scope="module")

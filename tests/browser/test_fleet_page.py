@@ -11,22 +11,14 @@ Screenshots go to test-artifacts/browser/.
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from browsing import REPO, Demo, Visit, open_page
+from browsing import Demo, Visit, open_page, running
 from support.mosquitto import require_mosquitto
-from support.ports import free_port
-from support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -43,34 +35,11 @@ def fleet_demo() -> Iterator[Demo]:
     """`retrotread fleet-demo` on a free port, its temporary files in a folder of our own."""
     require_mosquitto()
     work = Path(tempfile.mkdtemp(dir="/tmp", prefix="rt-fleet-browser-"))
-    port = free_port()
-    log = work / "fleet-demo.log"
-    argv = [sys.executable, "-m", "device.cli", "fleet-demo", "--port", str(port)]
-    env = {**os.environ, "TMPDIR": str(work)}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = Demo(url=f"http://127.0.0.1:{port}", db=work, process=process, log=log)
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the fleet demo exited {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(running.url + "/api/fleet", timeout=1) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
-
-    wait_until(answers, within_s=30, what="the fleet demo to answer", showing=log.read_text)
-    found = re.search(r"admin password \(sessions\): (\S+)", log.read_text())
-    running.password = found.group(1) if found else ""
-    yield running
-    process.send_signal(signal.SIGINT)  # Ctrl-C, as a newcomer stops it
-    try:
-        assert process.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        shutil.rmtree(work, ignore_errors=True)
+    with running(
+        "fleet-demo", work=work, db=work, ready="/api/fleet", password_for="sessions",
+        within_s=30, env={**os.environ, "TMPDIR": str(work)}, clean_exit=True,
+    ) as demo:  # fmt: skip
+        yield demo
 
 
 @pytest.fixture(scope="module")
