@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--port", type=int, help="port to listen on (default 8090)")
     fleet.add_argument("--db", help="the fleet's SQLite file (default /var/lib/retrotread-fleet)")
 
+    from device.sim.console_serve import add_console_emulator_parser  # beside its code
+
+    add_console_emulator_parser(commands)
+
     password = commands.add_parser("set-password", help="set the dashboard's admin password")
     password.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
     password.add_argument("--state-dir", help="where the hash is kept (default: [storage] db's)")
@@ -119,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         from web.fleet.serve import run_fleet
 
         return run_fleet(args.config, port=args.port, db_path=args.db)
+    if args.command == "console-emulator":
+        from device.sim.console_serve import console_emulator_main
+
+        return console_emulator_main(args)
     if args.command == "set-password":
         from web.auth import set_password_main
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support.console import console_emulator  # noqa: F401  (the fixture, for every test file)
 from support.device_process import launch  # noqa: F401  (the fixture, for every test file)
 from support.mosquitto import broker, gym_broker  # noqa: F401  (fixtures for every test file)
 
