@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks import (
+    csafe_bench,
     estimator_bench,
     fault_bench,
     fleet_bench,
@@ -32,6 +33,9 @@ SECTIONS: list[tuple[str, Callable[[], list[Row]]]] = [
     (fault_bench.FLOOD_TITLE, fault_bench.flood_rows),
     (fault_bench.KILL_TITLE, fault_bench.kill_rows),
     (fleet_bench.TITLE, fleet_bench.rows),
+    (csafe_bench.POLL_TITLE, csafe_bench.poll_rows),
+    (csafe_bench.LATENCY_TITLE, csafe_bench.latency_rows),
+    (csafe_bench.CODEC_TITLE, csafe_bench.codec_rows),
 ]
 
 

@@ -11,7 +11,6 @@ exponential backoff while the rest of the device keeps running.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import math
 import os
@@ -24,6 +23,7 @@ import serial
 from regex import Pattern
 
 from device.config.line_pattern import PatternError, compile_speed_pattern
+from device.hardware.serial_port import explain_open_error
 from device.hardware.source import SourceError
 from device.hardware.speed_line import (
     MAX_LINE_BYTES,
@@ -235,7 +235,7 @@ class SerialSpeedSource:
                 self._url, baudrate=self._baud, timeout=self._read_timeout_s
             )
         except (serial.SerialException, OSError, ValueError) as exc:
-            self._report_outage(_explain_open_error(self._url, exc))
+            self._report_outage(explain_open_error(self._url, exc))
             return None
         with self._lock:
             self._connected = True
@@ -324,26 +324,3 @@ def _compile_pattern(pattern: str) -> Pattern[str]:
         raise SourceError(
             f"[sensor] pattern {pattern!r} is not usable, {exc}; fix it in the config."
         ) from None
-
-
-def _explain_open_error(url: str, exc: BaseException) -> str:
-    """One sentence: why the port did not open and what the user can do about it."""
-    if isinstance(exc, ValueError):
-        return f"cannot open serial port {url} ({exc}); fix [sensor] url or [sensor] baud."
-    code = getattr(exc, "errno", None)
-    if code in (errno.EACCES, errno.EPERM):
-        return (
-            f"no permission to open serial port {url}; add the user running retrotread to "
-            "the dialout group (sudo usermod -aG dialout USER) and restart it."
-        )
-    if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
-        return (
-            f"serial port {url} does not exist; plug in the treadmill's cable or fix "
-            "[sensor] url (ls /dev/serial/by-id/ lists the ports)."
-        )
-    if code == errno.EBUSY:
-        return (
-            f"serial port {url} is busy; stop the other program using it (a serial console, "
-            "ModemManager or a second retrotread)."
-        )
-    return f"cannot open serial port {url} ({exc}); check the cable and [sensor] url."
