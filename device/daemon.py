@@ -24,17 +24,16 @@ import sdnotify
 
 from device.config.kinds import ConfigError
 from device.config.load import load_config
-from device.config.model import Config, SensorKind
+from device.config.model import Config
+from device.core.console import ConsoleState, SpeedAnswer
 from device.core.controller import CommandRefused, Controller
 from device.core.events import EventKind
 from device.core.modes import ButtonName
-from device.core.tick import TickResult
+from device.core.tick import Output, TickResult
 from device.fleet.publisher import FleetError, Publisher
 from device.hardware.buttons import ButtonPanel
-from device.hardware.hall import HallSensor
 from device.hardware.outputs import Outputs
 from device.hardware.pins import PinError
-from device.hardware.serial_speed import SerialSpeedSource
 from device.hardware.source import SourceError
 from device.health import health_status
 from device.history.outbox import Outbox
@@ -51,6 +50,7 @@ from device.ipc.protocol import (
     device_status,
 )
 from device.ipc.server import DeviceSocket
+from device.sources import Sensors, open_sensors
 
 # What a user can get wrong at start-up (a pin, a port, a path): one sentence, no traceback.
 STARTUP_ERRORS = (ConfigError, FleetError, IpcError, PinError, SourceError, StoreError)
@@ -86,7 +86,7 @@ class Daemon:
         self.ready = threading.Event()  # set once the socket answers (the demo waits on it)
         self._status: ControllerStatus | None = None  # the last tick's
         self._writer: HistoryWriter | None = None
-        self._source: HallSensor | SerialSpeedSource | None = None  # for its counts
+        self._sensors: Sensors | None = None  # for their counts, and the console's SetSpeed
         self._dropped_seen, self._flooding = 0, False
         self._fleet: Publisher | None = None  # None while [fleet] broker is empty
         self._wall_offset = 0.0  # epoch minus monotonic, for the fleet's event times
@@ -106,18 +106,15 @@ class Daemon:
             return None
         writer = self._writer
         history = None if writer is None else writer.health()
-        source = self._source
-        if isinstance(source, SerialSpeedSource):
-            rejected, source_error = source.rejected_lines, source.last_error
-        else:  # a hall sensor's rejects are the edges its estimator took for bounces
-            rejected, source_error = status["sensor"]["bounces"], None
+        sensors = self._sensors
         history_error = history.error if history else None
         health = health_status(
             history,
-            sensor_rejected=rejected,
-            sensor_error=source_error,
+            sensor_rejected=sensors.rejected(status["sensor"]["bounces"]) if sensors else 0,
+            sensor_error=sensors.error if sensors else None,
             inputs_dropped=self._inputs_dropped(),
             fleet=None if self._fleet is None else self._fleet.health(),
+            console=sensors.console_health() if sensors else None,
         )
         return device_status(status, history_error=history_error, health=health)
 
@@ -181,11 +178,10 @@ class Daemon:
             outputs = Outputs(self.config.outputs, pin_factory=self.pin_factory)
             opened.callback(outputs.close)
             opened.callback(self._shut_down, controller, writer, outputs)
-            self._source = self._open_sensor()
-            opened.callback(self._source.close)
-            check = self._open_check_sensor()
-            if check is not None:
-                opened.callback(check.close)
+            sensors = self._sensors = open_sensors(
+                self.config.sensor, self.inputs, pin_factory=self.pin_factory, clock=self.clock
+            )
+            opened.callback(sensors.close)
             buttons = ButtonPanel(
                 start_pin=self.config.buttons.start_pin,
                 direction_pin=self.config.buttons.direction_pin,
@@ -231,36 +227,6 @@ class Daemon:
         opened.callback(publisher.close)
         return publisher.start()
 
-    def _open_sensor(self) -> HallSensor | SerialSpeedSource:
-        sensor = self.config.sensor
-        if sensor.kind == SensorKind.HALL:
-            return HallSensor(
-                sensor.pin,
-                on_pulse=lambda t: self.inputs.put(Input(InputKind.PULSE, t)),
-                pin_factory=self.pin_factory,
-                clock=self.clock,
-            )
-        source = SerialSpeedSource.from_config(
-            sensor,
-            on_speed=lambda t, kmh: self.inputs.put(Input(InputKind.SPEED, t, kmh)),
-            clock=self.clock,
-        )
-        source.start()
-        return source
-
-    def _open_check_sensor(self) -> HallSensor | None:
-        check = self.config.sensor.check
-        if check is None:
-            return None
-        return HallSensor(
-            check.pin,
-            on_pulse=lambda t: self.inputs.put(Input(InputKind.CHECK_PULSE, t)),
-            pin_factory=self.pin_factory,
-            clock=self.clock,
-            what="the check sensor",
-            key="[sensor.check] pin",
-        )
-
     def _loop(self, controller: Controller, writer: HistoryWriter, outputs: Outputs) -> None:
         next_tick = self.clock()
         next_watchdog = next_tick
@@ -295,7 +261,7 @@ class Daemon:
 
     def _inputs_dropped(self) -> int:
         """Readings let go in a flood: by the inbox, and by a serial source before matching."""
-        skipped = self._source.skipped_lines if isinstance(self._source, SerialSpeedSource) else 0
+        skipped = self._sensors.skipped if self._sensors is not None else 0
         return self.inputs.dropped + skipped
 
     def _say_flood(self) -> None:
@@ -323,6 +289,12 @@ class Daemon:
             controller.check_pulse(item.t)
         elif item.kind == InputKind.SPEED and isinstance(item.value, int | float):
             controller.speed_reading(item.t, item.value)
+        elif item.kind == InputKind.CHECK_SPEED and isinstance(item.value, int | float):
+            controller.console_reading(item.t, item.value)
+        elif item.kind == InputKind.CONSOLE_STATE and isinstance(item.value, ConsoleState):
+            controller.console_changed(item.t, item.value)
+        elif item.kind == InputKind.CONSOLE_ANSWER and isinstance(item.value, SpeedAnswer):
+            controller.console_answered(item.t, item.value)
         elif item.kind == InputKind.PRESS:
             if item.value == ButtonName.START:
                 controller.start_down(item.t)
@@ -359,7 +331,12 @@ class Daemon:
         """The outputs first, then the history, on the writer's thread: a disk that is full,
         locked or slow must never keep the relay from opening, nor end the daemon."""
         for change in result.outputs:
-            outputs.apply(change.name, change.state)
+            console = self._sensors.console if self._sensors else None
+            if change.name is Output.CONSOLE_SPEED and isinstance(change.state, float):
+                if console is not None:  # SetSpeed goes out on the poller's thread
+                    console.set_speed(change.state)
+            elif not isinstance(change.state, float):
+                outputs.apply(change.name, change.state)
         writer.submit(result)
         fleet = self._fleet
         if fleet is not None and result.events:

@@ -4,7 +4,7 @@ device.core.status.DeviceStatus; the live page's health line reads it)."""
 
 from __future__ import annotations
 
-from device.core.status import HealthStatus
+from device.core.status import ConsoleLinkStatus, HealthStatus
 from device.fleet.publisher import LinkHealth
 from device.history.writer import HistoryHealth
 
@@ -16,6 +16,7 @@ def health_status(
     sensor_error: str | None,
     inputs_dropped: int,
     fleet: LinkHealth | None = None,
+    console: ConsoleLinkStatus | None = None,
 ) -> HealthStatus:
     """The adapters' part of the status: `history` is None before the writer started,
     `fleet` while no broker is configured."""
@@ -23,6 +24,7 @@ def health_status(
         "sensor_rejected": sensor_rejected,
         "sensor_error": sensor_error,
         "inputs_dropped": inputs_dropped,
+        "console": console,
         "history": None if history is None else {
             "ok": history.ok,
             "error": history.error,

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 
+from device.core.console import ConsoleState, SpeedAnswer
 from device.core.modes import ButtonName
 from device.ipc.protocol import Request
 
@@ -30,13 +31,18 @@ READINGS_LIMIT = 500
 class InputKind(StrEnum):
     PULSE = "pulse"  # an edge of the speed sensor
     CHECK_PULSE = "check_pulse"  # an edge of the check sensor
-    SPEED = "speed"  # a serial reading, value: km/h
+    SPEED = "speed"  # a serial or console reading, value: km/h
+    CHECK_SPEED = "check_speed"  # the console checking the hall sensor, value: km/h
+    CONSOLE_STATE = "console_state"  # value: the console's new ConsoleState
+    CONSOLE_ANSWER = "console_answer"  # value: a SpeedAnswer, the fate of a SetSpeed
     PRESS = "press"  # value: the ButtonName
     RELEASE = "release"  # value: the ButtonName
     COMMAND = "command"  # value: the socket's Request, answered through `reply`
 
 
-READING_KINDS = frozenset({InputKind.PULSE, InputKind.CHECK_PULSE, InputKind.SPEED})
+READING_KINDS = frozenset(
+    {InputKind.PULSE, InputKind.CHECK_PULSE, InputKind.SPEED, InputKind.CHECK_SPEED}
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ class Input:
 
     kind: InputKind
     t: float
-    value: float | ButtonName | Request | None = None  # as InputKind says for each kind
+    # as InputKind says for each kind
+    value: float | ButtonName | ConsoleState | SpeedAnswer | Request | None = None
     reply: Future | None = None
 
 

@@ -95,7 +95,10 @@ def config_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> C
         raise ConfigError(f"{source}: the config must be a table of tables, not {show(data)}.")
     parsed = _parse_tables(data, source=source)
     if "sensor.check" in parsed:
-        parsed.setdefault("sensor", {})["check"] = CheckSensorConfig(**parsed["sensor.check"])
+        check = parsed["sensor.check"]
+        if "kind" in check:
+            check["kind"] = SensorKind(check["kind"])
+        parsed.setdefault("sensor", {})["check"] = CheckSensorConfig(**check)
     if "kind" in parsed.get("sensor", {}):  # validated as one of them above
         parsed["sensor"]["kind"] = SensorKind(parsed["sensor"]["kind"])
     config = Config(**{name: cls(**parsed.get(name, {})) for name, cls in _tables().items()})
@@ -113,7 +116,8 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
         for f in fields(table):
             value = getattr(table, f.name)
             if isinstance(value, CheckSensorConfig):
-                value = {c.name: getattr(value, c.name) for c in fields(value)}
+                inner = {c.name: getattr(value, c.name) for c in fields(value)}
+                value = {k: v.value if isinstance(v, Enum) else v for k, v in inner.items()}
             elif value is None and f.name == "check":
                 continue  # no second sensor: no [sensor.check] table
             elif value is None and isinstance(RULES[name].get(f.name), GpioPin):

@@ -17,7 +17,13 @@ Pin = int | None
 
 class SensorKind(StrEnum):
     HALL = "hall"  # edges from a hall or reed sensor on a roller
-    SERIAL = "serial"  # speeds from a serial bridge or the console
+    SERIAL = "serial"  # speed lines from a DIY serial bridge
+    CSAFE = "csafe"  # a gym console's CSAFE port, polled for speed and machine state
+
+    @property
+    def reads_port(self) -> bool:
+        """Whether this kind reads a serial port (a url), not a GPIO pin."""
+        return self is not SensorKind.HALL
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,15 @@ class MachineConfig:
 
 @dataclass(frozen=True)
 class CheckSensorConfig:
-    """A second, independent hall sensor ([sensor.check]) that checks the first: a second
-    magnet on the roller, or one on the motor pulley."""
+    """A second, independent speed channel ([sensor.check]) that checks the first: a hall
+    sensor on a second magnet (the roller, or the motor pulley), or the gym console's CSAFE
+    port (kind "csafe": url and baud)."""
 
+    kind: SensorKind = SensorKind.HALL  # "hall" | "csafe"
     pin: int = 27
     meters_per_pulse: float = 0.157
+    url: str = ""
+    baud: int = 9600
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,20 @@ class SensorConfig:
         passes on, so a setting added there cannot be forgotten here."""
         if self.kind == SensorKind.SERIAL:
             return (self.kind, *self.serial_settings().items())
+        if self.kind == SensorKind.CSAFE:
+            return (self.kind, self.url, self.baud)
         return (self.kind, self.pin)
+
+    @property
+    def console(self) -> tuple[str, int] | None:
+        """The CSAFE console's (url, baud), as the primary sensor or the check one; None when
+        no console is read."""
+        if self.kind == SensorKind.CSAFE:
+            return (self.url, self.baud)
+        check = self.check
+        if check is not None and check.kind == SensorKind.CSAFE:
+            return (check.url, check.baud)
+        return None
 
     def serial_settings(self) -> dict[str, Any]:
         """The serial source's settings, as SerialSpeedSource takes them (the url first).
@@ -91,6 +114,8 @@ class SessionConfig:
     end_after_pause_s: float = 300.0
     # below this the belt counts as stopped (km/h); a walker is never this slow
     moving_kmh: float = 0.3
+    # a CSAFE console's InUse / Paused / Finished start, pause and end sessions
+    follow_console: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,9 @@ class EnforceConfig:
     pulse_s: float = 2.0
     # backward mode, belt over the start cap, and nobody started a session: "warn" or "stop"
     without_session: str = "warn"
+    # "csafe": when the grace runs out, first ask the console to slow the belt to the cap
+    # (SetSpeed); the action above follows if the belt has not come down within 2 s
+    soft: str = "none"  # "none" | "csafe"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ TOPIC_LEVEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 EVERY_SITE = "*"  # a fleet service's site: follow every site (a chain's head office)
 _BROKER_URL = rf"(?:mqtts?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::{_PORT})?/?)?"
 
+_PORT_URL = Text(
+    'a serial port such as "/dev/ttyUSB0", or a pyserial URL such as "socket://10.0.0.21:4001" '
+    'or "loop://"'
+)
+_BAUD = Choice((1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400))
+
 # table -> key -> rule. The reasons for the ranges: config.example.toml.
 RULES: dict[str, dict[str, Rule]] = {
     "machine": {
@@ -52,8 +58,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "pin": GpioPin(),
         "meters_per_pulse": Number(0.01, 5, "m"),
         "max_speed_kmh": Number(1, 30, "km/h"),
-        "url": Text('a serial port such as "/dev/ttyUSB0" or a pyserial URL such as "loop://"'),
-        "baud": Choice((1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)),
+        "url": _PORT_URL,
+        "baud": _BAUD,
         "pattern": SpeedPattern(),
         "unit": Choice(("km/h", "mph", "m/s")),
         "stale_s": Number(0.2, 60, "s"),
@@ -61,8 +67,11 @@ RULES: dict[str, dict[str, Rule]] = {
         "serial_scale": Number(0.5, 2, "(a factor on the bridge's speed)"),
     },
     "sensor.check": {
+        "kind": Choice((SensorKind.HALL.value, SensorKind.CSAFE.value)),
         "pin": GpioPin(),
         "meters_per_pulse": Number(0.01, 5, "m"),
+        "url": _PORT_URL,
+        "baud": _BAUD,
     },
     "buttons": {
         "start_pin": GpioPin(),
@@ -82,6 +91,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "pause_after_stop_s": Number(1, 600, "s"),
         "end_after_pause_s": Number(10, 7200, "s"),
         "moving_kmh": Number(0.1, 2, "km/h"),
+        "follow_console": Flag(),
     },
     "backward": {
         "start_cap_kmh": Number(0.5, 10, "km/h"),
@@ -100,6 +110,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "mode": Choice(("pulse", "latch")),
         "pulse_s": Number(0.2, 30, "s"),
         "without_session": Choice(("warn", "stop")),
+        "soft": Choice(("none", "csafe")),
     },
     "storage": {
         "db": Text("a file path for the SQLite database", shape=r"(?s)(?=.*\S).+"),
@@ -161,11 +172,12 @@ def _pins_in_use(config: Config) -> list[tuple[str, int]]:
         ("[outputs] buzzer_pin", config.outputs.buzzer_pin),
         ("[outputs] relay_pin", config.outputs.relay_pin),
     ]
-    # A serial sensor reads its port, so its pin is free for other functions.
+    # A serial sensor or a console reads its port, so its pin is free for other functions.
     if config.sensor.kind == SensorKind.HALL:
         pins.insert(0, ("[sensor] pin", config.sensor.pin))
-    if config.sensor.check is not None:
-        pins.insert(1, ("[sensor.check] pin", config.sensor.check.pin))
+    check = config.sensor.check
+    if check is not None and check.kind == SensorKind.HALL:
+        pins.insert(1, ("[sensor.check] pin", check.pin))
     return [(name, pin) for name, pin in pins if pin is not None]
 
 
@@ -182,11 +194,57 @@ def _one_function_per_pin(config: Config) -> tuple[str, str] | None:
 
 
 def _serial_has_url(config: Config) -> tuple[str, str] | None:
-    if config.sensor.kind == SensorKind.SERIAL and not config.sensor.url.strip():
+    sensor, check = config.sensor, config.sensor.check
+    if sensor.kind.reads_port and not sensor.url.strip():
         return (
-            '[sensor] url must name the serial port (such as "/dev/ttyUSB0" or "loop://") '
-            'when kind is "serial"',
+            '[sensor] url must name the serial port (such as "/dev/ttyUSB0" or '
+            f'"socket://10.0.0.21:4001") when kind is "{sensor.kind}"',
             "sensor.url",
+        )
+    if check is not None and check.kind.reads_port and not check.url.strip():
+        return (
+            '[sensor.check] url must name the console\'s serial port (such as "/dev/ttyUSB0" '
+            'or "socket://10.0.0.21:4001") when kind is "csafe"',
+            "sensor.check.url",
+        )
+    return None
+
+
+def _check_is_another_channel(config: Config) -> tuple[str, str] | None:
+    sensor, check = config.sensor, config.sensor.check
+    if check is None or check.kind == SensorKind.HALL or sensor.kind == SensorKind.HALL:
+        return None
+    return (
+        f'[sensor.check] kind "csafe" checks a hall sensor, but [sensor] kind is '
+        f'"{sensor.kind}"; fit a hall sensor as [sensor] and let the console check it, or '
+        "leave out [sensor.check]",
+        "sensor.check.kind",
+    )
+
+
+def _soft_stop_has_console(config: Config) -> tuple[str, str] | None:
+    if config.enforce.soft == "csafe" and config.enforce.action != "relay":
+        return (
+            '[enforce] soft = "csafe" asks the console to slow the belt before the relay '
+            'stops it, but action is "none"; set action = "relay", or soft = "none" (no '
+            "public source confirms a treadmill honours SetSpeed, so it never stands alone)",
+            "enforce.soft",
+        )
+    if config.enforce.soft == "csafe" and config.sensor.console is None:
+        return (
+            '[enforce] soft = "csafe" asks the console to slow the belt, but no console is '
+            'read; set [sensor] kind or [sensor.check] kind to "csafe", or soft = "none"',
+            "enforce.soft",
+        )
+    return None
+
+
+def _console_to_follow(config: Config) -> tuple[str, str] | None:
+    if config.session.follow_console and config.sensor.console is None:
+        return (
+            "[session] follow_console = true follows a CSAFE console, but no console is read; "
+            'set [sensor] kind or [sensor.check] kind to "csafe", or follow_console = false',
+            "session.follow_console",
         )
     return None
 
@@ -254,6 +312,9 @@ def _session_length_in_order(config: Config) -> tuple[str, str] | None:
 CROSS_CHECKS: tuple[Check, ...] = (
     _one_function_per_pin,
     _serial_has_url,
+    _check_is_another_channel,
+    _soft_stop_has_console,
+    _console_to_follow,
     _caps_in_order,
     _caps_measurable,
     _relay_fitted,

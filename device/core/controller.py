@@ -14,10 +14,11 @@ from typing import Any
 from device.config.model import Config, SensorKind
 from device.core.commands import CommandRefused as CommandRefused
 from device.core.commands import allowed_command
+from device.core.console import ConsoleState, SpeedAnswer, followed
 from device.core.events import Event, EventKind
 from device.core.gate import start_refusal
 from device.core.governor import CapSchedule, Governor
-from device.core.guard import NO_SESSION_READS, WALKER_READS, WARNING_LIGHT, Actions, Belt, Guard
+from device.core.guard import WARNING_LIGHT, Actions, Belt, Guard
 from device.core.modes import EndReason, Mode, SessionState
 from device.core.program import Profile, SessionSummary
 from device.core.progression import Progression
@@ -27,6 +28,7 @@ from device.core.session import SessionAction, SessionMachine
 from device.core.signals import LedPattern, Tune
 from device.core.status import ControllerStatus, controller_status, sensor_status
 from device.core.tick import Output, OutputChange, Sample, TickResult
+from device.core.walker_reads import walker_reads
 
 SAMPLE_EVERY_S = 1.0
 # Forward and back to backward within this long, at a speed under the cap the walker had,
@@ -75,6 +77,7 @@ class Controller:
         self._pending = TickResult()
         self._led: LedPattern | None = None
         self._next_sample_t = t
+        self.console: ConsoleState | None = None  # the console's machine state, if one is read
         self._show_mode(t)
 
     # -- inputs from the adapters ----------------------------------------------------------
@@ -90,6 +93,29 @@ class Controller:
     def speed_reading(self, t: float, kmh: float) -> None:
         """A speed reported by a serial bridge or console."""
         self.sensor.reading(t, kmh)
+
+    def console_reading(self, t: float, kmh: float) -> None:
+        """A speed from the CSAFE console that checks the hall sensor ([sensor.check])."""
+        self.sensor.console_reading(t, kmh)
+
+    def console_changed(self, t: float, state: ConsoleState) -> None:
+        """The console's machine state changed; with [session] follow_console its workout
+        starts, pauses and ends the session (a backward start still needs the belt slow)."""
+        before, self.console = self.console, state
+        self._emit([Event(t, EventKind.CONSOLE_STATE, {"state": state.value})])
+        if not self.config.session.follow_console:
+            return
+        session = self.session
+        running = session.state is SessionState.RUNNING
+        action = followed(before, state, in_session=session.in_session, running=running)
+        if action is SessionAction.END:
+            self._emit(session.end(t, EndReason.CONSOLE))
+        elif action is not None:
+            self._attempt(t, action, reason="console")
+
+    def console_answered(self, t: float, answer: SpeedAnswer) -> None:
+        """What the console made of the last SetSpeed: a refusal brings the relay now."""
+        self.guard.soft.answered(answer)
 
     def start_down(self, t: float) -> None:
         self.session.start_down(t)
@@ -252,6 +278,13 @@ class Controller:
             progression=self.progression.status(t + self.wall_offset),
             sensor=sensor_status(self.config.sensor, self.sensor),
             guard=self.guard.status(),
+            console=None
+            if self.config.sensor.console is None
+            else {
+                "state": None if self.console is None else self.console.value,
+                "follows": self.config.session.follow_console,
+                "speed_answer": self.guard.soft.last_answer,
+            },
             message=self.message,
         )
 
@@ -363,6 +396,10 @@ class Controller:
             self._pending.events += self.session.pause(t, reason="enforced stop")
         if actions.relay is not None:
             self._pending.outputs.append(OutputChange(t, Output.RELAY, actions.relay))
+        if actions.console_speed_kmh is not None:
+            self._pending.outputs.append(
+                OutputChange(t, Output.CONSOLE_SPEED, actions.console_speed_kmh)
+            )
         if actions.warning_light is True:
             self._set_led(t, WARNING_LIGHT)
         elif actions.warning_light is False:
@@ -376,14 +413,7 @@ class Controller:
 
     def _tell(self, events: list[Event]) -> None:
         """What the walker reads after each guard event."""
-        for event in events:
-            warn_only = event.details.get("stop_coming") is False or (
-                event.details.get("action") == "warn"
-            )
-            if event.details.get("scope") == "no session" and warn_only:
-                self.message = NO_SESSION_READS  # no stop comes: say what to do instead
-            else:
-                self.message = WALKER_READS.get(event.kind, self.message).format(**event.details)
+        self.message = walker_reads(events, self.message)
 
     def _beep(self, t: float, tune: Tune) -> None:
         self._pending.outputs.append(OutputChange(t, Output.BUZZER, tune))

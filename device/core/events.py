@@ -27,6 +27,10 @@ class EventKind(StrEnum):
     STILL_GUARDED = "still_guarded"  # a session ended (or a start was refused) at speed
     GUARD_RELEASED = "guard_released"  # ... and the belt has slowed since
     STOP_HELD = "stop_held"  # a relay pulse ended with the speed still unknown: kept open
+    SLOWDOWN_ASKED = "slowdown_asked"  # the grace ran out: the console was sent SetSpeed
+    SLOWED = "slowed"  # ... and the belt came down under the line: no relay
+    CONSOLE_IGNORES_SPEED = "console_ignores_speed"  # remembered: stops go to the relay
+    CONSOLE_STATE = "console_state"  # the console's machine state changed
     LEVEL_UP = "level_up"
     RUNNING_UNLOCKED = "running_unlocked"
     CONFIG_RELOADED = "config_reloaded"
@@ -78,8 +82,12 @@ STORY: dict[EventKind, str | tuple[str, ...]] = {
     ),
     EventKind.OVERSPEED_CLEARED: "warning cleared: back to {speed_kmh} km/h under the "
     "{cap_kmh} km/h cap",
-    EventKind.ENFORCED_STOP: "enforced stop ({reason}): the {action} cut the safety-key loop "
-    "({mode}) at {speed_kmh} km/h against the {cap_kmh} km/h cap",
+    EventKind.ENFORCED_STOP: (
+        "enforced stop ({reason}): the {action} cut the safety-key loop ({mode}) at "
+        "{speed_kmh} km/h against the {cap_kmh} km/h cap; the console's slow-down: {soft}",
+        "enforced stop ({reason}): the {action} cut the safety-key loop ({mode}) at "
+        "{speed_kmh} km/h against the {cap_kmh} km/h cap",
+    ),
     EventKind.NOT_ENFORCED: (
         "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} km/h cap, and {why}",
         "not enforced ({reason}): {speed_kmh} km/h against the {cap_kmh} km/h cap, and this "
@@ -95,6 +103,14 @@ STORY: dict[EventKind, str | tuple[str, ...]] = {
     EventKind.GUARD_RELEASED: "guard released: the belt is down to {speed_kmh} km/h",
     EventKind.STOP_HELD: "stop held ({sensor}): the belt speed is still unknown, so the "
     "safety-key loop stays open in backward mode",
+    EventKind.SLOWDOWN_ASKED: "slow-down asked ({reason}, {scope}): the console was sent "
+    "SetSpeed {cap_kmh} km/h at {speed_kmh} km/h; the relay follows in {within_s} s if the "
+    "belt has not come down",
+    EventKind.SLOWED: "slowed by the console to {speed_kmh} km/h ({cap_kmh} km/h asked) in "
+    "{after_s} s: no stop needed",
+    EventKind.CONSOLE_IGNORES_SPEED: "this console ignores SetSpeed ({why}): from now on the "
+    "relay stops the belt",
+    EventKind.CONSOLE_STATE: "console {state}",
     EventKind.LEVEL_UP: "{profile} moved up to level {level}: backward cap up to {cap_kmh} km/h",
     EventKind.RUNNING_UNLOCKED: "{profile} unlocked backward running: cap up to {cap_kmh} km/h",
     EventKind.CONFIG_RELOADED: "config reloaded",

@@ -21,7 +21,8 @@ for counts as over. Enforcement is an emergency stop. With action "relay" the re
 treadmill's safety-key loop, as if the walker had pulled the key. Mode "pulse" closes the loop
 again after `pulse_s` so the treadmill can be restarted from its console; "latch" keeps it
 open until START is pressed. With action "none" the warning stays a warning, and the event
-says so.
+says so. With [enforce] soft = "csafe" the console is first asked to slow the belt to the cap
+(device/core/soft_stop.py); the relay follows if it does not.
 
 Pure: time is an argument, and what it decides comes back as `Actions` for the controller to
 carry out and record.
@@ -35,9 +36,10 @@ from typing import Any
 from device.config.model import Config
 from device.core.events import Event, EventKind
 from device.core.modes import Mode, SessionState
-from device.core.overspeed import OK, Decision, Limit, OverspeedWatch, Verdict
+from device.core.overspeed import OK, REFILL_PER_S, Decision, Limit, OverspeedWatch, Verdict
 from device.core.sensor_trust import TRUSTED, SensorVerdict
 from device.core.signals import LedPattern, RelayState, Tune, warning_tune
+from device.core.soft_stop import STOPPING, SoftStops
 from device.core.status import GuardStatus, WarningStatus
 
 RELEASE_AFTER_S = 2.0  # an ended session's cap lets go after this long at the start line
@@ -54,6 +56,7 @@ class Actions:
     warning_light: bool | None = None  # True: flash the LED; False: back to showing the mode
     relay: RelayState | None = None  # a relay change
     pause: bool = False  # the session pauses: the cap was enforced
+    console_speed_kmh: float | None = None  # ask the console to slow the belt to this
     belt_cut: bool = False  # the relay just opened: the belt stops for a reason we know
 
 
@@ -94,6 +97,7 @@ class Guard:
         self._relay_closes_at: float | None = None
         self._holding_open = False  # a pulse ended with the speed unknown: the loop stays open
         self._tune: Tune | None = None
+        self.soft = SoftStops()
 
     @property
     def enforces(self) -> bool:
@@ -132,15 +136,18 @@ class Guard:
             else:
                 tune = Tune.WARN_SLOW  # no stop will come: a steady reminder
             self._play(tune, actions)
-        if decision.enforce:
+        if decision.enforce and self._soft_allowed(t, belt, limit):
+            self._ask_console(t, belt, decision, actions)
+        elif decision.enforce:
             self._enforce(t, belt, decision, actions)
+        self._follow_soft(t, belt, limit, actions)
         return actions
 
     def next_deadline(self) -> float | None:
         """The next moment a decision falls due: the budget running out, or a relay pulse
         ending."""
-        due = [d for d in (self.watch.deadline(), self._relay_closes_at) if d is not None]
-        return min(due, default=None)
+        due = [self.watch.deadline(), self._relay_closes_at, self.soft.deadline()]
+        return min((d for d in due if d is not None), default=None)
 
     # -- what the controller tells it -------------------------------------------------------
 
@@ -164,6 +171,10 @@ class Guard:
         self.stopped_at = stopped_at
         self.watch.stopped(min(self.config.backward.grace_s, RESTART_GRACE_S))
         self.watch.budget_s = 0.0
+
+    def remember_console_ignores_speed(self) -> None:
+        """The store says this console once ignored SetSpeed: stops go straight to the relay."""
+        self.soft.ignored = True
 
     def release_latch(self, t: float) -> Actions:
         """START while the loop is latched open: close it, so the treadmill can restart."""
@@ -206,6 +217,9 @@ class Guard:
             "grace_left_s": round(max(0.0, self.watch.budget_s), 1),
             "enforcement": self.config.enforce.action,
             "cap_enforced": self.enforces,
+            "soft": self.config.enforce.soft,
+            "slowing": self.soft.pending is not None,
+            "console_ignores_speed": self.soft.ignored,
             "relay": self.relay.value,
             "latched": self.latched,
             "sensor_lost": not self.sensor.trusted,
@@ -283,7 +297,6 @@ class Guard:
         }
 
     def _enforce(self, t: float, belt: Belt, decision: Decision, actions: Actions) -> None:
-        enforce = self.config.enforce
         details: dict[str, Any] = {
             "speed_kmh": _round(decision.speed_kmh),
             "cap_kmh": decision.cap_kmh,
@@ -299,8 +312,14 @@ class Guard:
             )
             actions.events.append(Event(t, EventKind.NOT_ENFORCED, details))
             return  # the warning beeps on until the walker slows down
+        self._cut(t, belt, details, actions)
+
+    def _cut(self, t: float, belt: Belt, details: dict[str, Any], actions: Actions) -> None:
+        """Open the safety-key loop: the emergency stop, after the warning."""
+        enforce = self.config.enforce
         details.update(action="relay", mode=enforce.mode)
         actions.events.append(Event(t, EventKind.ENFORCED_STOP, details))
+        self.soft.cleared()
         self._set_relay(RelayState.OPEN, actions)
         if enforce.mode == "latch":
             self.latched = True
@@ -313,6 +332,43 @@ class Guard:
         self._play(Tune.STOPPED, actions)
         self.watch.stopped(min(self.config.backward.grace_s, RESTART_GRACE_S))
         self.decision = Decision(Verdict.OK)
+
+    def _soft_allowed(self, t: float, belt: Belt, limit: Limit | None) -> bool:
+        """Whether to ask the console first: soft = "csafe", a console not known to ignore
+        it, no soft stop under way and none within a budget's refill, a speed that can be
+        watched coming down, and not the restart watch (a fast restart after a stop is
+        stopped again at once)."""
+        soft = self.soft
+        return (
+            self.config.enforce.soft == "csafe"
+            and not (soft.ignored or soft.busy or self.restart_watched(t))
+            and soft.rested(t, rest_s=self.config.backward.grace_s / REFILL_PER_S)
+            and belt.speed_kmh is not None
+            and limit is not None
+            and limit.enforcing
+        )
+
+    def _ask_console(self, t: float, belt: Belt, decision: Decision, actions: Actions) -> None:
+        cap = decision.cap_kmh or 0.0
+        line = cap + self.config.backward.tolerance_kmh
+        actions.events.append(self.soft.ask(t, decision, line_kmh=line, speed_kmh=belt.speed_kmh))
+        actions.console_speed_kmh = cap
+
+    def _follow_soft(self, t: float, belt: Belt, limit: Limit | None, actions: Actions) -> None:
+        """A soft stop under way: the belt came down, or the relay does what is left."""
+        guarded = belt.mode is Mode.BACKWARD and limit is not None and limit.enforcing
+        warning = self.watch.warning
+        outcome, events = self.soft.follow(t, belt.speed_kmh, guarded=guarded, warning=warning)
+        actions.events += events
+        if outcome in STOPPING and limit is not None:
+            details = {
+                "speed_kmh": _round(belt.speed_kmh if belt.mean_kmh is None else belt.mean_kmh),
+                "cap_kmh": limit.cap_kmh,
+                "reason": "speed unknown" if belt.speed_kmh is None else "over the cap",
+                "scope": limit.scope,
+                "soft": outcome.value,
+            }
+            self._cut(t, belt, details, actions)
 
     def _close_pulse(self, t: float, belt: Belt, actions: Actions) -> None:
         """End a relay pulse, unless the belt in backward mode is still a speed nobody can
@@ -359,20 +415,3 @@ def _round(kmh: float | None) -> float | None:
 
 # The LED pattern a warning shows, kept here beside the rest of the warning's signals.
 WARNING_LIGHT = LedPattern.FAST_BLINK
-
-# What the walker reads after each guard event ("" clears the last message).
-WALKER_READS = {
-    EventKind.ENFORCED_STOP: "Stopped: {speed_kmh} km/h is over the {cap_kmh} km/h cap. "
-    "Press START to walk on at the start cap.",
-    EventKind.NOT_ENFORCED: "Over the {cap_kmh} km/h cap: slow down. The cap is not enforced "
-    "on this machine.",
-    EventKind.OVERSPEED_CLEARED: "",
-    EventKind.SENSOR_LOST: "{why}",
-    EventKind.SENSOR_RESTORED: "",
-    EventKind.STILL_GUARDED: "Still guarded: slow the belt to {start_cap_kmh} km/h, or press "
-    "DIRECTION for forward walking.",
-    EventKind.STOP_HELD: "{why} The belt stays stopped in backward mode until then.",
-    EventKind.GUARD_RELEASED: "",
-}
-# What a warning without a session says: no stop will come, so it says what to do instead.
-NO_SESSION_READS = "Backward mode: press DIRECTION for forward walking, or slow down."

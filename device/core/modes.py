@@ -34,5 +34,6 @@ class EndReason(StrEnum):
     BUTTON = "button"  # START held for hold_s
     COMMAND = "command"  # the dashboard or the socket asked
     PAUSE_TIMEOUT = "pause_timeout"  # paused longer than end_after_pause_s
+    CONSOLE = "console"  # the console's workout ended ([session] follow_console)
     SHUTDOWN = "shutdown"  # the daemon was stopped (SIGTERM) or the scenario ended
     INTERRUPTED = "interrupted"  # found open after a crash or power cut

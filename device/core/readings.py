@@ -30,6 +30,11 @@ class ReadingSpeed:
             self._readings.clear()
             self._readings.append((min(last_t, t), 0.0))
 
+    @property
+    def last_t(self) -> float | None:
+        """When the last reading came, or None before the first."""
+        return self._readings[-1][0] if self._readings else None
+
     def is_stale(self, t: float) -> bool:
         return not self._readings or t - self._readings[-1][0] > self.stale_s
 

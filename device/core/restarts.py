@@ -13,11 +13,9 @@ from device.config.model import Config
 def restart_note(old: Config, new: Config) -> str:
     """What of the change from `old` to `new` waits for a restart, in words for the reload's
     answer ("" when nothing does)."""
-    check = new.sensor.check
-    fitted = (old.sensor.check is None, old.sensor.check and old.sensor.check.pin)
     rewired = (
         old.sensor.opened_with() != new.sensor.opened_with()
-        or (fitted != (check is None, check and check.pin))
+        or _check_wiring(old) != _check_wiring(new)
         or (
             (old.buttons.start_pin, old.buttons.direction_pin, old.outputs)
             != (new.buttons.start_pin, new.buttons.direction_pin, new.outputs)
@@ -30,3 +28,11 @@ def restart_note(old: Config, new: Config) -> str:
         if changed
     )
     return f"restart the device for {changes} changes" if changes else ""
+
+
+def _check_wiring(config: Config) -> tuple[object, ...] | None:
+    """What the check sensor's adapter was opened with: its pin, or the console's port."""
+    check = config.sensor.check
+    if check is None:
+        return None
+    return (check.kind, check.pin) if check.kind == "hall" else (check.kind, check.url, check.baud)

@@ -1,6 +1,13 @@
-"""The belt's speed sources, judged together: the primary (hall pulses or serial readings)
-and the optional check sensor ([sensor.check]), built from the [sensor] config. Pure: time
-is an argument. What each verdict means is in device/core/sensor_trust.py.
+"""The belt's speed sources, judged together: the primary (hall pulses, or readings from a
+serial bridge or a CSAFE console) and the optional check channel ([sensor.check]: a second
+hall sensor, or the console checking a hall sensor), built from the [sensor] config. Pure:
+time is an argument. What each verdict means is in device/core/sensor_trust.py.
+
+A console as the check is held to the same agreement as a second hall sensor: AGREE_SHARE
+(15 %) covers a console reading 2.5-6 % fast plus the hall sensor's own 3 % of calibration,
+and AGREE_KMH (0.5 km/h) the console's 0.1 mph steps (0.16 km/h) and a reading that is up to
+one poll (0.2 s) old. A console reports the speed it is set to, so it cannot see a belt that
+slips; what it does see is a hall sensor that died or reads half, which is what it is for.
 """
 
 from __future__ import annotations
@@ -40,15 +47,18 @@ class SensorWatch:
         primary: PulseTrust | None,
         readings: ReadingSpeed | None,
         check: PulseTrust | None = None,
+        console: ReadingSpeed | None = None,
         channel: str = "hall",
     ):
         self.primary = primary
         self.readings = readings
         self.check = check
+        self.console = console  # a CSAFE console as the check channel (a hall primary only)
         self.channel = channel
         self.verdict = TRUSTED
         self._disagree_since: float | None = None
         self._serial_moving_since: float | None = None
+        self._console_moving_since: float | None = None
         self._judged_t: float | None = None
 
     @classmethod
@@ -58,14 +68,16 @@ class SensorWatch:
         top = sensor.max_speed_kmh
         primary = SpeedEstimator(sensor.meters_per_pulse, max_speed_kmh=top)
         check = sensor.check
+        hall_check = check is not None and check.kind == SensorKind.HALL
         return cls(
             primary=PulseTrust(primary, channel="hall") if pulses else None,
             readings=None if pulses else ReadingSpeed(stale_s=sensor.stale_s),
             check=None
-            if check is None
+            if check is None or not hall_check
             else PulseTrust(
                 SpeedEstimator(check.meters_per_pulse, max_speed_kmh=top), channel="check"
             ),
+            console=ReadingSpeed(stale_s=sensor.stale_s) if check and not hall_check else None,
             channel=sensor.kind,
         )
 
@@ -84,8 +96,9 @@ class SensorWatch:
         changed = (old.check, old.max_speed_kmh) != (check, top)
         if self.check is not None and check is not None and changed:
             self.check = self.check.rescaled(check.meters_per_pulse, max_speed_kmh=top)
-        if self.readings is not None:
-            self.readings.stale_s = new.stale_s
+        for readings in (self.readings, self.console):
+            if readings is not None:
+                readings.stale_s = new.stale_s
 
     # -- the speed, as far as it can be vouched for -----------------------------------------
 
@@ -139,10 +152,17 @@ class SensorWatch:
         self._judged_t = None
         self.readings.reading(t, kmh)
 
+    def console_reading(self, t: float, kmh: float) -> None:
+        """A speed from the console that checks the hall sensor; ignored when none does."""
+        if self.console is not None:
+            self._judged_t = None
+            self.console.reading(t, kmh)
+
     def belt_cut(self, t: float) -> None:
         self._judged_t = None
-        if self.readings is not None:
-            self.readings.cut(t)
+        for readings in (self.readings, self.console):
+            if readings is not None:
+                readings.cut(t)
         for trust in (self.primary, self.check):
             if trust is not None:
                 trust.belt_cut(t)
@@ -164,6 +184,8 @@ class SensorWatch:
                 self.channel,
                 "The serial speed source has sent no reading; check its cable and port.",
             )
+        if self.console is not None:
+            return self._compare_console(t, self.console)
         check = self.check
         if check is None:
             return TRUSTED
@@ -203,14 +225,8 @@ class SensorWatch:
             self._disagree_since = None  # a start or a stop: compared once both run steadily
             return TRUSTED
         check_mean = check_est.mean_kmh(t, ENFORCE_WINDOW_S)
-        apart = abs(primary_mean - check_mean)
         coarser_m = max(check_est.meters_per_pulse, primary_m)
-        if apart <= agreement_kmh(max(primary_mean, check_mean), coarser_m):
-            self._disagree_since = None
-            return TRUSTED
-        if self._disagree_since is None:
-            self._disagree_since = t
-        if t - self._disagree_since < DISAGREE_FOR_S:
+        if self._agree(t, primary_mean, check_mean, coarser_m):
             return TRUSTED
         return SensorVerdict(
             SensorState.DISAGREE,
@@ -218,6 +234,50 @@ class SensorWatch:
             f"The speed sensors disagree ({primary_mean:.1f} against {check_mean:.1f} km/h); "
             "check both magnets and their meters_per_pulse.",
         )
+
+    def _compare_console(self, t: float, console: ReadingSpeed) -> SensorVerdict:
+        """The hall sensor against the console's own word on the belt."""
+        assert self.primary is not None, "a console checks a hall sensor"
+        if console.is_stale(t):
+            return SensorVerdict(
+                SensorState.STALE,
+                "console",
+                "The console checking the speed sensor has stopped answering; check its "
+                "CSAFE cable and [sensor.check] url.",
+            )
+        console_kmh = console.speed_kmh(t) or 0.0
+        if console_kmh < MOVING_KMH:
+            self._console_moving_since = None
+        elif self._console_moving_since is None:
+            self._console_moving_since = t
+        since, seen = self._console_moving_since, console.last_t or t
+        if self.primary.silent_for(seen, console_kmh, since):
+            return self._silent(self.channel)
+        steady = since is not None and t - since >= ENFORCE_WINDOW_S
+        if not (steady and self.primary.steady(t)):
+            self._disagree_since = None  # a start or a stop: compared once both run steadily
+            return TRUSTED
+        estimator = self.primary.estimator
+        hall_mean = estimator.mean_kmh(t, ENFORCE_WINDOW_S)
+        console_mean = console.mean_kmh(t, ENFORCE_WINDOW_S) or 0.0
+        if self._agree(t, hall_mean, console_mean, estimator.meters_per_pulse):
+            return TRUSTED
+        return SensorVerdict(
+            SensorState.DISAGREE,
+            "console",
+            f"The hall sensor reads {hall_mean:.1f} km/h and the console {console_mean:.1f} "
+            "km/h; check the magnet and meters_per_pulse (retrotread calibrate --console "
+            "measures it against the console).",
+        )
+
+    def _agree(self, t: float, a_kmh: float, b_kmh: float, coarser_m: float) -> bool:
+        """Whether two channels' 3 s means agree now; apart for DISAGREE_FOR_S they do not."""
+        if abs(a_kmh - b_kmh) <= agreement_kmh(max(a_kmh, b_kmh), coarser_m):
+            self._disagree_since = None
+            return True
+        if self._disagree_since is None:
+            self._disagree_since = t
+        return t - self._disagree_since < DISAGREE_FOR_S
 
     def _silent(self, channel: str) -> SensorVerdict:
         trust = self.check if channel == "check" else self.primary

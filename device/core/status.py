@@ -68,9 +68,20 @@ class GuardStatus(TypedDict):
     grace_left_s: float
     enforcement: str  # [enforce] action
     cap_enforced: bool
+    soft: str  # [enforce] soft: "none" | "csafe"
+    slowing: bool  # the console was asked to slow the belt; the relay follows if it does not
+    console_ignores_speed: bool  # remembered: stops go straight to the relay
     relay: str  # a RelayState
     latched: bool
     sensor_lost: bool
+
+
+class ConsoleStatus(TypedDict):
+    """A CSAFE console's own word, as the controller heard it."""
+
+    state: str | None  # a ConsoleState; None before its first answer
+    follows: bool  # [session] follow_console
+    speed_answer: str | None  # a SpeedAnswer: what it made of the last SetSpeed
 
 
 class ControllerStatus(TypedDict):
@@ -96,9 +107,13 @@ class ControllerStatus(TypedDict):
     grace_left_s: float
     enforcement: str
     cap_enforced: bool
+    soft: str
+    slowing: bool
+    console_ignores_speed: bool
     relay: str
     latched: bool
     sensor_lost: bool
+    console: ConsoleStatus | None  # None when no CSAFE console is read
     message: str
     weakened: list[str]
     elapsed_s: float | None
@@ -126,10 +141,22 @@ class FleetStatus(TypedDict):
     sessions_sent: int
 
 
+class ConsoleLinkStatus(TypedDict):
+    """The CSAFE link as the daemon's poller sees it."""
+
+    connected: bool
+    error: str | None  # why the port is not open
+    unsupported: str | None  # e.g. the console gives no speed over CSAFE
+    answers: int
+    timeouts: int
+    rejected_frames: int
+
+
 class HealthStatus(TypedDict):
     sensor_rejected: int
     sensor_error: str | None
     inputs_dropped: int
+    console: ConsoleLinkStatus | None  # None when no CSAFE console is read
     history: HistoryStatus | None  # None before the history writer started
     fleet: FleetStatus | None  # None while [fleet] broker is empty
 
@@ -179,6 +206,7 @@ def controller_status(
     progression: ProgressionStatus,
     sensor: SensorStatus,
     guard: GuardStatus,
+    console: ConsoleStatus | None,
     message: str,
 ) -> ControllerStatus:
     """The Controller's status from its parts, all read at one time: `schedule` is the
@@ -198,6 +226,7 @@ def controller_status(
         **progression,
         "sensor": sensor,
         **guard,
+        "console": console,
         "message": message,
         "weakened": weakened(config),
         "elapsed_s": None,
@@ -240,8 +269,11 @@ def weakened(config: Config) -> list[str]:
     if b.tolerance_kmh > shipped.tolerance_kmh:
         words.append(f"tolerance {b.tolerance_kmh:g} km/h")
     # == as everywhere a kind is compared: a config built in code may name it by its word
-    if config.sensor.kind == SensorKind.SERIAL and config.sensor.stale_s > SensorConfig().stale_s:
+    reads_port = config.sensor.kind in (SensorKind.SERIAL, SensorKind.CSAFE)
+    if reads_port and config.sensor.stale_s > SensorConfig().stale_s:
         words.append(f"serial stale after {config.sensor.stale_s:g} s")
+    if config.enforce.soft == "csafe":
+        words.append("soft stop: up to 2 s more")
     if b.start_cap_kmh > shipped.start_cap_kmh:
         words.append(f"start cap {b.start_cap_kmh:g} km/h")
     if b.ramp_step_kmh / b.ramp_every_s > shipped.ramp_step_kmh / shipped.ramp_every_s or (

@@ -17,13 +17,15 @@ class Output(StrEnum):
     LED = "led"
     BUZZER = "buzzer"
     RELAY = "relay"
+    CONSOLE_SPEED = "console_speed"  # SetSpeed to the console ([enforce] soft = "csafe")
 
 
 @dataclass(frozen=True)
 class OutputChange:
     t: float
     name: Output
-    state: LedPattern | Tune | RelayState  # a LedPattern for the LED, and so on
+    # a LedPattern for the LED, and so on; km/h to ask the console for
+    state: LedPattern | Tune | RelayState | float
 
 
 @dataclass(frozen=True)

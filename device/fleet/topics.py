@@ -40,6 +40,9 @@ FLEET_EVENT_KINDS = (
     "sensor_restored",
     "start_refused",
     "stop_held",
+    "slowdown_asked",
+    "slowed",
+    "console_ignores_speed",
 )
 
 

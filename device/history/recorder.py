@@ -137,4 +137,7 @@ def load_controller(store: Store, config: Config, *, t: float, wall0: float) -> 
     stopped_at = store.last_event_at(EventKind.ENFORCED_STOP)
     if stopped_at is not None and 0 <= wall0 - stopped_at < RESTART_WATCH_S:
         controller.guard.remember_stop(t - (wall0 - stopped_at))
+    # A console found to ignore SetSpeed stays known as one: its stops go straight to the relay.
+    if store.last_event_at(EventKind.CONSOLE_IGNORES_SPEED) is not None:
+        controller.guard.remember_console_ignores_speed()
     return controller

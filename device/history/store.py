@@ -53,7 +53,8 @@ MAX_SAMPLE_GAP_S = 3.0  # samples further apart than this say nothing about the 
 # Losing one of these to a power cut would hide a safety decision or a whole session.
 URGENT_KINDS = frozenset({EventKind.SESSION_STARTED, EventKind.SESSION_ENDED,
     EventKind.START_REFUSED, EventKind.OVERSPEED_WARNING, EventKind.ENFORCED_STOP,
-    EventKind.NOT_ENFORCED, EventKind.SENSOR_LOST})  # fmt: skip
+    EventKind.NOT_ENFORCED, EventKind.SENSOR_LOST, EventKind.SLOWDOWN_ASKED,
+    EventKind.CONSOLE_IGNORES_SPEED})  # fmt: skip
 TOTALS = tuple(f.name for f in fields(Totals))  # a sessions column each
 _INSERT_SAMPLE = (
     "INSERT INTO samples (t, speed_kmh, mode, state, cap_kmh, session_id) VALUES (?, ?, ?, ?, ?, ?)"

@@ -137,7 +137,8 @@ def _takes(rule: Text, text: str) -> bool:
 @st.composite
 def valid_files(draw) -> dict[str, Any]:
     """A parsed config file of valid values, arranged so the checks across keys pass: pins
-    all different, caps rising and measurable, a relay where one enforces."""
+    all different, caps rising and measurable, a relay where one enforces, a console where
+    one is followed or asked to slow the belt."""
     data: dict[str, Any] = {}
     for table, rules in RULES.items():
         values = {key: draw(valid(table, key, rule)) for key, rule in rules.items()}
@@ -148,8 +149,18 @@ def valid_files(draw) -> dict[str, Any]:
         data[table] = values
     pins = draw(st.permutations(range(2, 28)))
     data["sensor"]["pin"], data["buttons"]["start_pin"], data["buttons"]["direction_pin"] = pins[:3]
-    if "check" in data["sensor"]:
-        data["sensor"]["check"]["pin"] = pins[3]
+    check = data["sensor"].get("check")
+    if check is not None:
+        check["pin"] = pins[3]
+        if not check["url"].strip():
+            check["url"] = "socket://127.0.0.1:4001"
+        if data["sensor"]["kind"] != "hall":  # a console checks a hall sensor, nothing else
+            check["kind"] = "hall"
+    console = data["sensor"]["kind"] == "csafe" or (check is not None and check["kind"] == "csafe")
+    if not console:  # following or slowing a console needs one
+        data["session"]["follow_console"] = False
+    if not console or data["enforce"]["action"] != "relay":  # soft goes before the relay
+        data["enforce"]["soft"] = "none"
     for i, key in enumerate(("led_pin", "buzzer_pin", "relay_pin"), start=4):
         if data["outputs"][key] != "none":
             data["outputs"][key] = pins[i]

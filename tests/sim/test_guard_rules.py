@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 from support.scenarios import SCENARIOS, cli, events, sample_at, status_at, the
 
-from device.core.guard import NO_SESSION_READS, RELEASE_AFTER_S
+from device.core.guard import RELEASE_AFTER_S
 from device.core.overspeed import REFILL_PER_S
+from device.core.walker_reads import NO_SESSION_READS
 
 GRACE_S = 5.0  # the built-in grace; no story changes it before its first stop
 TOLERANCE_KMH = 0.3  # the built-in tolerance
