@@ -25,16 +25,19 @@ STATE_WORDS = {"idle": "Idle", "running": "Running", "paused": "Paused"}
 MODES = ("forward", "backward")
 SHOWN_TEXT_CHARS = 300  # a sentence from the device; longer is cut, never the page's layout
 UNKNOWN = "unknown"
-SENSOR_WORDS: dict[str, str] = {SensorKind.HALL: "hall sensor", SensorKind.SERIAL: "serial speed"}
+SENSOR_WORDS: dict[str, str] = {SensorKind.HALL: "hall sensor", SensorKind.SERIAL: "serial speed",
+                                SensorKind.CSAFE: "console (CSAFE)"}  # fmt: skip
 # what a sensor of each kind rejects, one and many
 READINGS_OF: dict[str, tuple[str, str]] = {
     SensorKind.SERIAL: ("line", "lines"),
     SensorKind.HALL: ("pulse", "pulses"),
+    SensorKind.CSAFE: ("frame", "frames"),
 }
+SLOWING = "slowing the belt (SetSpeed)"  # the soft stop's window, in place of a countdown
 
 OFFLINE_VIEW = {"speed": "--", "mode": "", "state": "Offline", "elapsed": "--:--",
                 "distance": "--", "kcal": "--", "cap": "", "level": "", "program": "",
-                "sensor": "", "warning": "", "warning_detail": "", "message": "",
+                "sensor": "", "console": "", "warning": "", "warning_detail": "", "message": "",
                 "safety": "", "history": "", "health": ""}  # fmt: skip
 
 
@@ -159,6 +162,23 @@ def _sensor(s: Fields) -> str:
     return f"{kind}: {state}{which}"
 
 
+def _console(s: Fields) -> str:
+    """A CSAFE console's machine state and whether sessions follow it: "in use, sessions
+    follow it"; "" when no console is read."""
+    if not s.present("console"):
+        return ""
+    console = s.table("console")
+    if console is None:
+        return UNKNOWN
+    state = console.text("state")
+    if state is None:
+        state = UNKNOWN if console.present("state") else "no answer yet"
+    follows = console.flag("follows")
+    if follows is None:
+        return f"{state}, following: {UNKNOWN}"
+    return f"{state}, sessions {'follow it' if follows else 'do not follow it'}"
+
+
 def _safety(s: Fields) -> str:
     """The safety settings looser than shipped, at all times: "cap not enforced", "grace 20 s"."""
     if not s.raw("weakened"):
@@ -198,9 +218,13 @@ def _warning(s: Fields) -> str:
     if warning.flag("stop_coming") is False:
         # nobody started a session and this machine only warns then
         return "Backward mode: press DIRECTION for forward walking, or slow down"
+    lead = "Speed unknown" if unknown else "Slow down"
+    if s.flag("slowing"):
+        # the grace is spent (the guard counts it enforced) but the relay is still closed:
+        # the console was sent SetSpeed, and the relay follows if the belt does not come down
+        return f"{lead}: {SLOWING}"
     if warning.flag("enforced"):
         return "Stopped: the belt was over the cap"
-    lead = "Speed unknown" if unknown else "Slow down"
     left = warning.number("seconds_left")
     if left is None and warning.present("seconds_left"):
         return f"{lead}: stopping soon"
@@ -275,6 +299,26 @@ def _fleet_health(fleet: Fields | None) -> str:
     return "fleet: not connected" + cause + (f" ({counts})" if counts else "")
 
 
+def _console_health(console: Fields | None, sensor_error: str | None) -> str:
+    """Only news: why the port is not read, or that the console gives no speed, and its
+    timeouts when there were any. A console that is the primary sensor has its sentence in
+    the sensor's part already: it is not said twice."""
+    if console is None:
+        return f"console: {UNKNOWN}"
+    cause = console.text("error") or console.text("unsupported")
+    if cause is None and (console.raw("error") or console.raw("unsupported")):
+        cause = f"last error: {UNKNOWN}"
+    if cause == sensor_error:
+        cause = None
+    timeouts = console.count("timeouts")
+    counted = _plural(timeouts, "timeout", "timeouts") if timeouts else ""
+    if timeouts is None and console.present("timeouts"):
+        counted = f"timeouts: {UNKNOWN}"
+    if cause:
+        return f"console: {cause.rstrip('.')}" + (f" ({counted})" if counted else "")
+    return f"console: {counted}" if counted else ""
+
+
 def _health(s: Fields) -> str:
     """The adapters' health in one line, only what is wrong: "sensor: 12 lines rejected,
     last error: ... · history: not saving: disk full (40 rows waiting) · inputs dropped: 3",
@@ -293,6 +337,8 @@ def _health(s: Fields) -> str:
     elif health.raw("sensor_error"):
         sensor.append(f"last error: {UNKNOWN}")
     parts = ["sensor: " + ", ".join(part for part in sensor if part) if any(sensor) else ""]
+    if health.present("console"):
+        parts.append(_console_health(health.table("console"), error))
     if health.present("history"):
         parts.append(_history_health(health.table("history")))
     if health.present("fleet"):
@@ -340,6 +386,7 @@ def view(status: DeviceStatus | None) -> dict[str, str]:
         "level": _level(s),
         "program": _program(s),
         "sensor": _sensor(s),
+        "console": _console(s),
         "warning": _warning(s),
         "warning_detail": _warning_detail(s),
         "message": s.text("message") or "",

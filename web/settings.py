@@ -1,8 +1,11 @@
 """/settings: the keys a gym operator tunes from a phone (the name, the backward caps, what
-happens over the cap, the sensor's calibration), validated by exactly the code that
-`retrotread check-config` runs, written into the config file keeping its comments, and handed
-to the daemon with a reload. Pins and the sensor's wiring stay in the file: they need a
-restart and a screwdriver anyway.
+happens over the cap, where the speed comes from and the sensor's calibration), validated by
+exactly the code that `retrotread check-config` runs, written into the config file keeping its
+comments, and handed to the daemon with a reload. Pins stay in the file: they need a
+screwdriver anyway. A console's port is on the page, since a gym sets one up with no tools;
+like every sensor change it takes effect when the device restarts (the reload says so).
+The history says whether the console was found to ignore SetSpeed; the page shows it beside
+[enforce] soft.
 
 Anyone may look at the page; saving needs the admin login unless [web] open_controls = true.
 """
@@ -10,156 +13,28 @@ Anyone may look at the page; saving needs the admin login unless [web] open_cont
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sqlite3
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from device.config.kinds import ConfigError, range_words, show_number
+from device.config.kinds import ConfigError, show_number
 from device.config.load import DEFAULT_PATH, config_to_dict, load_config, merge_overrides
-from device.config.model import Config
-from device.config.rules import RULES
+from device.config.model import CheckSensorConfig, Config
 from device.config.write import ConfigWriteError, write_config_changes
+from device.history.reader import History, StoreError
 from device.ipc.client import DeviceClient, DeviceOffline
 from web.auth import LOG_IN, controls_allowed, login_hint
+from web.settings_fields import CHECK, FIELDS, NO_CHECK, SECTIONS, Field, parsed, shown
 from web.site import site
+
+__all__ = ["FIELDS", "SECTIONS", "Field", "bp", "console_notice", "enforcement"]
 
 bp = Blueprint("settings", __name__)
 
 SOURCE = "settings"  # starts each validation message; cut off where it shows beside a field
-
-
-@dataclass(frozen=True)
-class Field:
-    """One key on the form. `kind`: "text", "number", "numbers" (comma-separated) or
-    "choice" (`options`: value -> what the operator reads). `about` is the help text with
-    {range} where the key's range goes and {expects} for what its rule expects, both from
-    device.config.rules, so the help cannot state another range than check-config enforces;
-    {shipped} is the built-in default (past which the live page shows a safety margin as
-    loosened)."""
-
-    section: str
-    table: str
-    key: str
-    label: str
-    kind: str
-    about: str
-    options: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.table}.{self.key}"
-
-    @property
-    def help(self) -> str:
-        rule = RULES[self.table][self.key]
-        shipped = getattr(getattr(Config(), self.table), self.key)
-        return self.about.format(
-            range=range_words(rule),
-            expects=rule.expects,
-            shipped=show_number(shipped) if isinstance(shipped, float) else shipped,
-        )
-
-
-FIELDS: tuple[Field, ...] = (
-    Field(
-        "Treadmill", "machine", "name", "Name", "text",
-        "What the dashboard shows: {expects}.",
-    ),
-    Field(
-        "Backward caps", "backward", "start_cap_kmh", "Start cap, km/h", "number",
-        "A backward segment starts only at or below it. {range}, at most the first level "
-        "cap.",
-    ),
-    Field(
-        "Backward caps", "backward", "hold_s", "Hold at the start cap, s", "number",
-        "Time to learn the movement before the cap rises. {range}.",
-    ),
-    Field(
-        "Backward caps", "backward", "ramp_step_kmh", "Ramp step, km/h", "number",
-        "How much the cap rises each step. {range}.",
-    ),
-    Field(
-        "Backward caps", "backward", "ramp_every_s", "Ramp every, s", "number",
-        "Time between two rises of the cap. {range}.",
-    ),
-    Field(
-        "Backward caps", "backward", "level_caps_kmh", "Level caps, km/h", "numbers",
-        "The top cap at each level, level 1 first, separated by commas, never falling. "
-        "{range}.",
-    ),
-    Field(
-        "Backward caps", "backward", "tolerance_kmh", "Tolerance, km/h", "number",
-        "How far the 3 s mean speed may run over the cap before the warning. {range}; more "
-        "than {shipped} is shown on the live page.",
-    ),
-    Field(
-        "Backward caps", "backward", "grace_s", "Grace, s", "number",
-        "The time over the limit allowed before enforcement, one budget with memory: it "
-        "refills 1 s per 30 s under the limit. {range}; more than {shipped} is shown on the "
-        "live page.",
-    ),
-    Field(
-        "Over the cap", "enforce", "action", "After the grace", "choice",
-        "The relay opens the safety-key loop: an abrupt stop, like pulling the key, and only "
-        "ever after the warning.",
-        (("relay", "Stop the belt (relay)"), ("none", "Warn only")),
-    ),
-    Field(
-        "Over the cap", "enforce", "without_session", "Without a session", "choice",
-        "Backward mode, the belt over the start cap, and nobody pressed START: warn only (a "
-        "runner who ignores the device is not stopped abruptly), or warn and then stop.",
-        (("warn", "Warn only"), ("stop", "Warn, then stop")),
-    ),
-    Field(
-        "Over the cap", "enforce", "mode", "Relay", "choice",
-        "After a pulse the belt can be restarted; a latch keeps it stopped until the device "
-        "releases it.",
-        (("pulse", "Pulse: open, then close"), ("latch", "Latch: stay open")),
-    ),
-    Field(
-        "Over the cap", "enforce", "pulse_s", "Pulse length, s", "number",
-        "How long a pulse keeps the safety loop open. {range}.",
-    ),
-    Field(
-        "Sensor", "sensor", "meters_per_pulse", "Belt travel per pulse, m", "number",
-        "Roller circumference divided by the magnets; retrotread calibrate measures it. "
-        "{range}.",
-    ),
-)  # fmt: skip
-
-SECTIONS = tuple(dict.fromkeys(field.section for field in FIELDS))
-
-
-def _shown(field: Field, config: Config) -> str:
-    """The current value as the form shows it: 2 not 2.0, caps as "3, 4, 5, 5.5"."""
-    value = getattr(getattr(config, field.table), field.key)
-    if field.kind == "number":
-        return show_number(value)
-    if field.kind == "numbers":
-        return ", ".join(show_number(v) for v in value)
-    return str(value)
-
-
-def _number(text: str) -> Any:
-    """A typed number as TOML would hold it; anything else stays text, so the config rules
-    (the same as check-config) name the key and what it must be."""
-    text = text.strip()
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _parsed(field: Field, text: str) -> Any:
-    if field.kind == "number":
-        return _number(text)
-    if field.kind == "numbers":
-        return [_number(part) for part in text.split(",") if part.strip()]
-    return text.strip()
 
 
 def enforcement(config: Config) -> tuple[bool, str]:
@@ -172,14 +47,63 @@ def enforcement(config: Config) -> tuple[bool, str]:
             else "opens the safety-key loop until the device releases it"
         )
         grace = show_number(config.backward.grace_s)
-        return (
-            True,
-            f"The cap is enforced: {grace} s after the warning, the relay on GPIO {relay} {how}.",
+        sentence = (
+            f"The cap is enforced: {grace} s after the warning, the relay on GPIO {relay} {how}."
         )
+        if rule.soft == "csafe":
+            sentence += (
+                " Before it, the console is asked to slow the belt to the cap, which can add up "
+                "to 2 s."
+            )
+        return True, sentence
     return False, (
         "The cap is not enforced on this treadmill: over the cap the device only warns "
         '([enforce] action = "none").'
     )
+
+
+def console_notice() -> str | None:
+    """The sentence for a console the history found to ignore SetSpeed, with the day it was
+    found and why; None when it never was, or there is no history to ask (the history page
+    and /healthz say why)."""
+    try:
+        with History(site(current_app).db_path) as history:
+            found = history.console_ignores_speed()
+    except (StoreError, sqlite3.Error):
+        return None
+    if found is None:
+        return None
+    at, why = found
+    day = datetime.fromtimestamp(at)
+    sentence = (
+        f"This console ignores SetSpeed: the relay stops the belt. Found on {day.day} {day:%B %Y}"
+    )
+    return sentence + (f": {why.rstrip('.')}." if why else ".")
+
+
+def _with_check(
+    config: Config, overrides: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The form's [sensor.check] keys as the file holds them, inside [sensor] (its pin and
+    magnets as they were), or left out for "none"; or the sentence why not."""
+    check = overrides.pop(CHECK)
+    present = config_to_dict(config)["sensor"].get("check")
+    if check["kind"] != NO_CHECK:
+        overrides["sensor"]["check"] = {**(present or {}), **check}
+    elif present is not None:
+        return overrides, (
+            "The settings page cannot take out [sensor.check]; delete that table from the "
+            'config file by hand (retrotread check-config shows the result), or keep it as "hall" '
+            'or "csafe".'
+        )
+    return overrides, None
+
+
+def _new_check(check: dict[str, Any]) -> dict[str, Any]:
+    """A new [sensor.check] table as the file gets it: its kind and what differs from the
+    defaults, so a console's check names no pin that a reader would take for one in use."""
+    shipped = vars(CheckSensorConfig())
+    return {key: value for key, value in check.items() if key == "kind" or value != shipped[key]}
 
 
 def _target_path() -> tuple[str | None, str | None]:
@@ -218,14 +142,16 @@ def _page(
     problem: str | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    values = values or {f.name: _shown(f, config) for f in FIELDS}
+    values = values or {f.name: shown(f, config) for f in FIELDS}
     enforced, how = enforcement(config)
     allowed = controls_allowed()
+    notice = console_notice()
     page = render_template(
         "settings.html",
         sections=[(s, [f for f in FIELDS if f.section == s]) for s in SECTIONS],
         values=values,
         errors=errors or {},
+        notes={"enforce.soft": notice} if notice else {},
         problem=problem,
         enforced=enforced,
         enforcement=how,
@@ -246,14 +172,17 @@ def page() -> ResponseReturnValue:
 @bp.post("/settings")
 def save() -> ResponseReturnValue:
     config, problem = _current()
-    values = {f.name: request.form.get(f.name, _shown(f, config)) for f in FIELDS}
+    values = {f.name: request.form.get(f.name, shown(f, config)) for f in FIELDS}
     if not controls_allowed():
         return _page(config, values=values, status=401)
     if problem is not None:
         return _page(config, values=values, problem=problem, status=409)
     overrides: dict[str, dict[str, Any]] = {}
     for field in FIELDS:
-        overrides.setdefault(field.table, {})[field.key] = _parsed(field, values[field.name])
+        overrides.setdefault(field.table, {})[field.key] = parsed(field, values[field.name])
+    overrides, cannot = _with_check(config, overrides)
+    if cannot is not None:
+        return _page(config, values=values, errors={f"{CHECK}.kind": cannot}, status=400)
     try:
         new = merge_overrides(config, overrides, source=SOURCE)
     except ConfigError as exc:
@@ -266,8 +195,10 @@ def save() -> ResponseReturnValue:
     changes: dict[str, dict[str, Any]] = {}
     for table, entries in after.items():
         for key, value in entries.items():
-            if before[table][key] != value:
+            if before[table].get(key) != value:  # None: [sensor.check] added
                 changes.setdefault(table, {})[key] = value
+    if config.sensor.check is None and "check" in changes.get("sensor", {}):
+        changes["sensor"]["check"] = _new_check(changes["sensor"]["check"])
     if not changes:
         flash("Nothing changed.", "ok")
         return redirect(url_for("settings.page"))

@@ -202,6 +202,20 @@ class History:
         ).fetchone()
         return None if row is None else row[0]
 
+    def console_ignores_speed(self) -> tuple[float, str] | None:
+        """When the console was first found to ignore SetSpeed (epoch seconds) and why, from
+        the oldest console_ignores_speed event; None if it never was. The settings page says
+        so: from then on every stop is the relay's."""
+        row = self._db.execute(FIRST_OF_KIND, (EventKind.CONSOLE_IGNORES_SPEED.value,)).fetchone()
+        if row is None:
+            return None
+        t, details = row
+        try:
+            why = json.loads(details).get("why")
+        except (ValueError, AttributeError):  # details that are no JSON object: no reason
+            why = None
+        return t, why if isinstance(why, str) else ""
+
     def events(self, session_id: int | None = None, *, limit: int | None = None) -> list[EventRow]:
         """Events oldest first: one session's, or every event when `session_id` is None;
         `limit` keeps only the newest ones."""
@@ -232,6 +246,7 @@ ENFORCED_STOPS = (
     "SELECT session_id, COUNT(*) FROM events"
     " WHERE session_id IN (SELECT value FROM json_each(?)) AND kind = ? GROUP BY session_id"
 )
+FIRST_OF_KIND = "SELECT t, details FROM events WHERE kind = ? ORDER BY t, id LIMIT 1"
 SAMPLE_ROWS = (
     "SELECT t, speed_kmh, cap_kmh, mode, state FROM samples WHERE session_id = ? ORDER BY t"
 )

@@ -9,7 +9,7 @@
   const byId = (id) => document.getElementById(id);
   const csrf = document.querySelector('meta[name="csrf-token"]');
   const FIELDS = ["speed", "mode", "state", "elapsed", "distance", "kcal", "cap", "level",
-                  "program", "sensor", "health"];
+                  "program", "sensor", "console", "health"];
   const REOPEN_MS = 5000; // after the server refused the stream (the browser gives up then)
   let source = null;
   let reopenTimer = null;
@@ -69,6 +69,7 @@
     show("safety", v.safety !== "");
     setText("history-error", v.history);
     show("history-error", v.history !== "");
+    show("console-row", v.console !== "");
     showHealth(v.health);
     showButtons(data.state, data.mode, true);
   }
@@ -83,6 +84,7 @@
     show("offline-banner", true);
     show("warning-banner", false);
     show("message", false);
+    show("console-row", false);
     showHealth(v.health);
     showButtons("offline", "", false);
   }
