@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080, help="dashboard port (default 8080)")
     demo.add_argument("--db", help="SQLite history file (default: a demo file in your state dir)")
     demo.add_argument("--socket", help="Unix socket path (default: in a temporary directory)")
+    demo.add_argument(
+        "--console",
+        choices=("hall", "csafe"),
+        default="hall",
+        help="what the daemon reads the belt from: hall, pulses of a mock hall sensor (the "
+        "default), or csafe, an emulated gym console polled over CSAFE on a pty",
+    )
+    demo.add_argument(
+        "--soft",
+        action="store_true",
+        help='with --console csafe: [enforce] soft = "csafe", and the walker stays over the '
+        "cap early on, so you see the console slow the belt before the relay would stop it",
+    )
     demo.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
 
     fleet_demo = commands.add_parser(
@@ -114,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             db_path=args.db,
             socket_path=args.socket,
             duration_s=args.duration,
+            console=args.console,
+            soft=args.soft,
         )
     if args.command == "fleet-demo":
         from device.sim.fleet_demo import run_fleet_demo

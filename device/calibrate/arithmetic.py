@@ -1,7 +1,8 @@
 """Calibration arithmetic: the belt travel per pulse (`[sensor] meters_per_pulse`) from a count
-at a known console speed, from the belt's length or from the roller's diameter; a serial
-bridge's factor (`[sensor] serial_scale`) from its readings at a console speed; the error of
-the current value at two console speeds; and saving a result into the config file.
+at a known console speed, from a count against the speeds a CSAFE console reported, from the
+belt's length or from the roller's diameter; a serial bridge's factor (`[sensor]
+serial_scale`) from its readings at a console speed; the error of the current value at two
+console speeds; and saving a result into the config file.
 
 Counting times the first to the last magnet pass in the window instead of dividing the pulses
 by the window: a window cuts an interval at each end, which costs up to a whole pulse (20 % of
@@ -68,7 +69,8 @@ class BeltCount:
 
     `edges` accepted falling edges, `span_s` seconds from the first to the last of them,
     `bounces` edges dropped as contact bounce, `shortest_s`/`longest_s` the extreme intervals
-    (None with fewer than two edges), `window_s` how long the sensor was watched.
+    (None with fewer than two edges), `window_s` how long the sensor was watched, `first_s`
+    when the first accepted edge came (None without edges).
     """
 
     edges: int
@@ -77,6 +79,7 @@ class BeltCount:
     shortest_s: float | None
     longest_s: float | None
     window_s: float
+    first_s: float | None = None
 
     @property
     def intervals(self) -> int:
@@ -123,6 +126,7 @@ def count_edges(edge_times: Iterable[float], *, window_s: float, bounce_s: float
         shortest_s=min(gaps, default=None),
         longest_s=max(gaps, default=None),
         window_s=window_s,
+        first_s=accepted[0] if accepted else None,
     )
 
 
@@ -135,6 +139,67 @@ def mpp_from_count(count: BeltCount, *, console_kmh: float) -> float:
             "check that it runs and see the sensor checks in hardware.md."
         )
     return console_kmh / KMH_PER_MPS * count.span_s / count.intervals
+
+
+@dataclass(frozen=True)
+class ConsoleSpeeds:
+    """What a CSAFE console said of the belt over a stretch of time: the `distance_m` its
+    speeds add up to over `span_s` seconds, the lowest and highest speed in force (km/h), how
+    many `readings` came within the stretch, and `longest_gap_s`, the longest wait for a new
+    one (counted from the reading in force at its start)."""
+
+    distance_m: float
+    span_s: float
+    lowest_kmh: float
+    highest_kmh: float
+    readings: int
+    longest_gap_s: float
+
+    @property
+    def mean_kmh(self) -> float:
+        return self.distance_m / self.span_s * KMH_PER_MPS if self.span_s > 0 else self.lowest_kmh
+
+
+def console_speeds(
+    readings: Iterable[tuple[float, float]], *, start_s: float, end_s: float
+) -> ConsoleSpeeds:
+    """The console's (t, km/h) readings from `start_s` to `end_s`. Each speed holds until the
+    next reading, as the console's display does (it shows its speed in steps, not a curve);
+    the one in force at the start is the last before it, or the first of all when none came
+    before. ValueError without any reading."""
+    ordered = sorted(readings)
+    if not ordered:
+        raise ValueError("no console readings to add up")
+    before = [r for r in ordered if r[0] <= start_s]
+    held = before[-1] if before else ordered[0]
+    within = [r for r in ordered if start_s < r[0] < end_s]
+    # the speed in force from each moment on, and when the belt's story was last told
+    steps = [(start_s, held[1]), *within, (end_s, within[-1][1] if within else held[1])]
+    distance_m = sum(
+        kmh / KMH_PER_MPS * (t_next - t) for (t, kmh), (t_next, _) in itertools.pairwise(steps)
+    )
+    told = [min(held[0], start_s), *(t for t, _ in within), end_s]
+    speeds = [held[1], *(kmh for _, kmh in within)]
+    return ConsoleSpeeds(
+        distance_m=distance_m,
+        span_s=end_s - start_s,
+        lowest_kmh=min(speeds),
+        highest_kmh=max(speeds),
+        readings=len(within),
+        longest_gap_s=max(b - a for a, b in itertools.pairwise(told)),
+    )
+
+
+def mpp_from_console(count: BeltCount, speeds: ConsoleSpeeds) -> float:
+    """meters_per_pulse from magnet passes counted while the console reported its speed:
+    the belt's travel by the console from the first to the last edge over the intervals in
+    between (`speeds` taken over that span)."""
+    if count.intervals < 1 or speeds.distance_m <= 0:
+        raise CalibrationError(
+            f"{count.edges} pulse(s) at {speeds.mean_kmh:.1f} km/h on the console, too little "
+            "belt to time; start the belt and see the sensor checks in hardware.md."
+        )
+    return speeds.distance_m / count.intervals
 
 
 def mpp_from_belt(belt_length_m: float, *, magnets: int) -> float:

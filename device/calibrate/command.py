@@ -2,6 +2,8 @@
 bridge's speed factor) and, with --write, save it into the config file with its comments kept.
 
     retrotread calibrate --console-kmh 5                 count pulses with the belt at 5 km/h
+    retrotread calibrate --console                       the same, the console's CSAFE port
+                                                         saying the speed
     retrotread calibrate --belt-length-m 3.162 --magnets 1
     retrotread calibrate --roller-diameter-mm 50 --magnets 2 --belt-thickness-mm 1.6
     retrotread calibrate --check 2 5                     the current value's error at 2, 5 km/h
@@ -10,14 +12,20 @@ A method combines with --check (which then checks the new value) and --write. Wi
 bridge, --console-kmh finds [sensor] serial_scale instead, on top of the one in use. Counting
 needs the sensor's pin, which the daemon owns: stop retrotread-device first. While counting,
 the safety-key relay is held in its rest state (loop closed), so a treadmill wired fail-safe
-can run; no cap is enforced, so nobody walks on the belt. The arithmetic is
-device/calibrate/arithmetic.py, the pin, serial port and terminal device/calibrate/rig.py.
+can run; no cap is enforced, so nobody walks on the belt.
+
+A console that is the only sensor ([sensor] kind = "csafe") has nothing to calibrate: its
+speed is the reading, and retrotread puts no factor on it (serial_scale is read by the serial
+bridge's source alone, so offering one would write a setting nothing uses). Consoles commonly
+read 2.5-6 % fast, which makes the guard act a little early, never late.
+
+The arithmetic is device/calibrate/arithmetic.py; the pin, serial port, console and terminal
+device/calibrate/rig.py; the options device/calibrate/options.py.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +38,7 @@ from device.calibrate.arithmetic import (
     SpeedCheck,
     check_verdict,
     mpp_from_belt,
+    mpp_from_console,
     mpp_from_count,
     mpp_from_roller,
     percent_off,
@@ -38,28 +47,34 @@ from device.calibrate.arithmetic import (
     scale_for_console,
     signed_pct,
 )
-from device.calibrate.rig import Rig, count_belt, read_bridge
+from device.calibrate.options import add_calibrate_parser
+from device.calibrate.rig import (
+    STOP_DAEMON,
+    ConsoleReader,
+    Rig,
+    count_against_console,
+    count_belt,
+    read_bridge,
+)
 from device.config.kinds import ConfigError
 from device.config.load import DEFAULT_PATH, load_config
 from device.config.model import Config, SensorKind
 
-DEFAULT_SECONDS = 30.0
-DESCRIPTION = """\
-Find the belt travel per pulse ([sensor] meters_per_pulse) at the treadmill, or check it at
-two console speeds; --write saves the result into the config file, comments kept. Stop
-retrotread-device first: counting needs the sensor's pin. Nobody walks on the belt meanwhile.
+__all__ = ["add_calibrate_parser", "calibrate_main", "measure_kmh"]  # the CLI's parser too
 
-  retrotread calibrate --console-kmh 5               count pulses, belt at 5 km/h
-  retrotread calibrate --belt-length-m 3.162 --magnets 1
-  retrotread calibrate --roller-diameter-mm 50 --magnets 2 --belt-thickness-mm 1.6
-  retrotread calibrate --check 2 5                   the error now at 2 and 5 km/h
-  retrotread calibrate --console-kmh 5 --check 2 5 --write
-
-With a serial speed bridge ([sensor] kind = "serial"), --console-kmh and --check read the
-bridge's speed instead, and --console-kmh finds [sensor] serial_scale, the factor on its
-readings. hardware.md explains each method."""
-STOP_DAEMON = "sudo systemctl stop retrotread-device"
 RESTART_DAEMON = "sudo systemctl restart retrotread-device"
+LOW, HIGH = CONSOLE_READS_FAST_PCT
+CONSOLE_IS_THE_SENSOR = (
+    '[sensor] kind is "csafe": the console\'s own speed is the reading, so there is nothing to '
+    f"calibrate; consoles commonly read {LOW:g}-{HIGH:g} % fast, which makes the guard act a "
+    "little early, never late (a hall sensor checked by the console can be calibrated with "
+    "--console)."
+)
+NO_CONSOLE = (
+    "--console counts the hall sensor's pulses against a CSAFE console's speed, but the "
+    'config reads no console; set [sensor.check] kind = "csafe" and its url, or type the '
+    "console's speed with --console-kmh V."
+)
 
 
 def _ready(rig: Rig, config: Config, console_kmh: float, seconds: float) -> None:
@@ -136,13 +151,12 @@ def _calibrate_hall(args, config: Config, rig: Rig) -> Result | None:
             f"With the current {now:g} m retrotread reads {was:.2f} km/h at "
             f"{args.console_kmh:g} km/h on the console ({signed_pct(off)})."
         )
-        low, high = CONSOLE_READS_FAST_PCT
-        rig.terminal.say(
-            f"This takes the console as right; consoles commonly read {low:g}-{high:g} % fast "
-            "(measuring the belt's length avoids that)."
-        )
+        _console_as_right(rig)
         how = f"at {args.console_kmh:g} km/h on the console"
         hint = "check the console speed and that the sensor sees every magnet"
+    elif args.console:
+        mpp, how = _count_against_console(args, config, rig)
+        hint = "check that the belt ran steadily and that the sensor sees every magnet"
     elif args.belt_length_m is not None:
         mpp = mpp_from_belt(args.belt_length_m, magnets=args.magnets)
         how = f"belt {args.belt_length_m:g} m / {_magnets(args.magnets)} on the belt"
@@ -164,11 +178,70 @@ def _calibrate_hall(args, config: Config, rig: Rig) -> Result | None:
             "A change this large usually means a magnet more or less than you counted, or a "
             "wrong console speed: check before you --write."
         )
-    if config.sensor.kind == SensorKind.SERIAL:
+    if config.sensor.kind != SensorKind.HALL:
         rig.terminal.say(
-            '[sensor] kind is "serial": meters_per_pulse counts only with a hall sensor.'
+            f'[sensor] kind is "{config.sensor.kind}": meters_per_pulse counts only with a hall '
+            "sensor."
         )
     return Result("meters_per_pulse", value, how, hint)
+
+
+def _console_as_right(rig: Rig) -> None:
+    rig.terminal.say(
+        f"This takes the console as right; consoles commonly read {LOW:g}-{HIGH:g} % fast "
+        "(measuring the belt's length avoids that)."
+    )
+
+
+def _count_against_console(args, config: Config, rig: Rig) -> tuple[float, str]:
+    """Count magnet passes while the console reports the belt's speed over CSAFE: the
+    meters_per_pulse its speeds make of the count, and how it was found."""
+    console = config.sensor.console
+    if console is None:
+        raise CalibrationError(NO_CONSOLE)
+    url, baud = console
+    say = rig.terminal.say
+    say(
+        f"Counting pulses from the hall sensor on GPIO {config.sensor.pin} for "
+        f"{args.seconds:g} s against the speed the console on {url} reports over CSAFE."
+    )
+    say(f"Stop the daemon first if it runs ({STOP_DAEMON}): it owns the pin and polls the console.")
+    with ConsoleReader(url, baud, rig=rig) as reader:
+        say(f"The console answers: {reader.speed_kmh:.2f} km/h now.")
+        say(
+            "With nobody on the belt, run it at a steady 5 km/h or more on the console: its "
+            "speed comes in steps, which weigh less at speed (no cap is enforced meanwhile)."
+        )
+        rig.terminal.ask("Press Enter when the belt runs steadily: ")
+        counted = count_against_console(config, reader, seconds=args.seconds, rig=rig)
+        step_kmh = reader.step_kmh
+    count, speeds = counted.count, counted.speeds
+    _report_count(rig, count)
+    mean = speeds.mean_kmh
+    low, high = speeds.lowest_kmh, speeds.highest_kmh
+    spread = f", {low:.2f}-{high:.2f} km/h" if high > low else ""
+    say(
+        f"The console reported {mean:.2f} km/h on average meanwhile ({speeds.readings} "
+        f"readings{spread})."
+    )
+    if step_kmh is not None:
+        say(
+            f"It counts in steps of {step_kmh:.3g} km/h: up to "
+            f"{step_kmh / 2 / mean * 100:.1f} % either way at this speed."
+        )
+    if high - low > (step_kmh or 0.0) * 1.01:  # more than its last digit wavering
+        say(
+            "Its speed changed during the count: the result holds only if the belt followed "
+            "at once; count again at a steady speed to be sure."
+        )
+    now = config.sensor.meters_per_pulse
+    was = count.speed_kmh(now)
+    say(
+        f"With the current {now:g} m retrotread reads {was:.2f} km/h at {mean:.2f} km/h on "
+        f"the console ({signed_pct(percent_off(was, mean))})."
+    )
+    _console_as_right(rig)
+    return mpp_from_console(count, speeds), f"at {mean:.2f} km/h read from the console"
 
 
 def _calibrate_bridge(args, config: Config, rig: Rig) -> Result | None:
@@ -210,10 +283,10 @@ def _magnets(n: int) -> str:
 def _check_args(args) -> None:
     """One sentence for options that do not go together (argparse checks each alone)."""
     arithmetic = args.belt_length_m is not None or args.roller_diameter_mm is not None
-    method = arithmetic or args.console_kmh is not None
+    method = arithmetic or args.console_kmh is not None or args.console
     if not method and args.check is None:
         raise CalibrationError(
-            "say how to calibrate: --console-kmh V, --belt-length-m M --magnets N, "
+            "say how to calibrate: --console-kmh V, --console, --belt-length-m M --magnets N, "
             "--roller-diameter-mm D --magnets N, or --check V1 V2 (see retrotread calibrate "
             "--help)."
         )
@@ -231,8 +304,8 @@ def _check_args(args) -> None:
         raise CalibrationError("--belt-thickness-mm goes with --roller-diameter-mm.")
     if args.write and not method:
         raise CalibrationError(
-            "--write saves a calibrated value: add --console-kmh, --belt-length-m or "
-            "--roller-diameter-mm."
+            "--write saves a calibrated value: add --console-kmh, --console, --belt-length-m "
+            "or --roller-diameter-mm."
         )
 
 
@@ -244,6 +317,9 @@ def _run(args, rig: Rig) -> int:
         raise CalibrationError(str(exc)) from None
     path = args.config or DEFAULT_PATH
     bridge = config.sensor.kind == SensorKind.SERIAL
+    measures = args.console_kmh is not None or args.console or args.check is not None
+    if config.sensor.kind == SensorKind.CSAFE and measures:
+        raise CalibrationError(CONSOLE_IS_THE_SENSOR)
     say = rig.terminal.say
     say(f"Config: {source}.")
     result = (_calibrate_bridge if bridge else _calibrate_hall)(args, config, rig)
@@ -296,85 +372,3 @@ def calibrate_main(args: argparse.Namespace, *, rig: Rig | None = None) -> int:
     except KeyboardInterrupt:
         rig.terminal.error("Cancelled; the config file is unchanged.")
         return 130
-
-
-# -- the command line --------------------------------------------------------------------
-
-
-def _number(lo: float, hi: float, unit: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}-{hi:g} {unit}")
-        return value
-
-    return parse
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text} is outside 1-100")
-    return value
-
-
-def add_calibrate_parser(commands) -> argparse.ArgumentParser:
-    """The `calibrate` subcommand on the `retrotread` parser's subparsers."""
-    parser = commands.add_parser(
-        "calibrate",
-        help="measure [sensor] meters_per_pulse (or a bridge's serial_scale) at the treadmill",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", help=f"config file (default {DEFAULT_PATH})")
-    how = parser.add_argument_group("how (one of)").add_mutually_exclusive_group()
-    how.add_argument(
-        "--console-kmh",
-        type=_number(0.5, 30, "km/h"),
-        metavar="V",
-        help="count pulses with the belt at V km/h on the console (a bridge: read its speed)",
-    )
-    how.add_argument(
-        "--belt-length-m",
-        type=_number(0.1, 50, "m"),
-        metavar="M",
-        help="magnets fixed on the belt, whose whole length is M metres",
-    )
-    how.add_argument(
-        "--roller-diameter-mm",
-        type=_number(5, 500, "mm"),
-        metavar="D",
-        help="magnets on the roller the belt runs on, D millimetres across",
-    )
-    parser.add_argument(
-        "--magnets", type=_count, metavar="N", help="magnets on the belt or on the roller"
-    )
-    parser.add_argument(
-        "--belt-thickness-mm",
-        type=_number(0, 10, "mm"),
-        default=0.0,
-        metavar="T",
-        help="belt thickness for --roller-diameter-mm, measured at its edge (default 0)",
-    )
-    parser.add_argument(
-        "--check",
-        type=_number(0.5, 30, "km/h"),
-        nargs=2,
-        metavar=("V1", "V2"),
-        help="then read the belt at two console speeds and report the error at each",
-    )
-    parser.add_argument(
-        "--seconds",
-        type=_number(1, 600, "s"),
-        default=DEFAULT_SECONDS,
-        metavar="N",
-        help=f"how long each count runs (default {DEFAULT_SECONDS:g} s)",
-    )
-    parser.add_argument("--write", action="store_true", help="save the result into the config file")
-    return parser

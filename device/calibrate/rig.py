@@ -1,5 +1,5 @@
 """What calibration touches at the treadmill: the terminal (prompts and a countdown), the hall
-sensor's pin and the serial bridge. Each is swapped in tests through `Rig`.
+sensor's pin, the serial bridge and the CSAFE console. Each is swapped in tests through `Rig`.
 
 Counting holds the LED, the buzzer and the safety-key relay in their rest states (loop
 closed): the daemon that normally drives them is stopped while calibrating, and a treadmill
@@ -16,10 +16,25 @@ from typing import Any, Protocol
 
 import serial
 
-from device.calibrate.arithmetic import BeltCount, CalibrationError, bounce_gap_s, count_edges
+from device.calibrate.arithmetic import (
+    BeltCount,
+    CalibrationError,
+    ConsoleSpeeds,
+    bounce_gap_s,
+    console_speeds,
+    count_edges,
+)
 from device.config.model import Config
 
 TICK_S = 0.25  # how often the countdown line is redrawn
+# The console's first speed comes within this, or calibrate says why not before anyone
+# starts the belt. Consoles answer a poll in milliseconds; telling one that gives no speed
+# over CSAFE takes four polls.
+CONSOLE_ANSWERS_WITHIN_S = 5.0
+# A count in which the console gave no new speed for this long (its link's stale_s) is not
+# one: its last speed would stand in for a belt nobody heard about.
+CONSOLE_STALE_S = 2.0
+STOP_DAEMON = "sudo systemctl stop retrotread-device"
 
 
 class Terminal(Protocol):
@@ -97,6 +112,15 @@ def count_belt(config: Config, *, seconds: float, console_kmh: float, rig: Rig) 
     """Magnet passes on the hall sensor's pin for `seconds`, with the belt near
     `console_kmh` km/h (which sets the bounce filter). Holds the safety-key relay, LED and
     buzzer in their rest states meanwhile."""
+    edges, waited = _watch_pin(config, seconds, rig, lambda n: f"{n} pulses")
+    return _counted(config, edges, waited, seconds=seconds, console_kmh=console_kmh)
+
+
+def _watch_pin(
+    config: Config, seconds: float, rig: Rig, status: Callable[[int], str]
+) -> tuple[list[float], float]:
+    """The hall sensor's edge times over `seconds` (and the seconds really waited), the
+    outputs held at rest; `status(pulses so far)` goes on the countdown line."""
     from device.hardware.hall import HallSensor
     from device.hardware.outputs import Outputs
     from device.hardware.pins import PinError, default_pin_factory
@@ -112,10 +136,17 @@ def count_belt(config: Config, *, seconds: float, console_kmh: float, rig: Rig) 
             Outputs(config.outputs, pin_factory=factory),
             HallSensor(pin, on_pulse=edges.append, pin_factory=factory, clock=rig.clock),
         ):
-            waited = _count_down(seconds, rig, lambda: f"{len(edges)} pulses")
+            waited = _count_down(seconds, rig, lambda: status(len(edges)))
     except (PinError, SourceError) as exc:
         raise CalibrationError(str(exc)) from None
-    count = count_edges(list(edges), window_s=waited, bounce_s=bounce_gap_s(console_kmh))
+    return list(edges), waited
+
+
+def _counted(
+    config: Config, edges: list[float], waited: float, *, seconds: float, console_kmh: float
+) -> BeltCount:
+    pin = config.sensor.pin
+    count = count_edges(edges, window_s=waited, bounce_s=bounce_gap_s(console_kmh))
     if count.intervals < 1:
         raise CalibrationError(
             f"{count.edges} pulse(s) from the hall sensor on GPIO {pin} in {seconds:g} s, too "
@@ -163,3 +194,109 @@ def read_bridge(config: Config, *, seconds: float, rig: Rig) -> BridgeReading:
             "[sensor] baud, pattern and unit."
         )
     return BridgeReading(sum(speeds) / len(speeds), len(speeds), source.rejected_lines)
+
+
+class ConsoleReader:
+    """The speeds a CSAFE console reports, polled by the daemon's own ConsoleLink while
+    calibrating: `readings` are (t on rig's clock, km/h). A context manager: entering opens
+    the port and waits for the first speed, so a console that is off, unplugged or gives no
+    speed over CSAFE is one sentence before anyone starts the belt."""
+
+    def __init__(self, url: str, baud: int, *, rig: Rig, what: str = "[sensor.check]"):
+        from device.hardware.csafe import ConsoleLink
+
+        self.url = url
+        self.readings: list[tuple[float, float]] = []  # appended on the link's thread
+        self._rig = rig
+        self.link = ConsoleLink(
+            url,
+            baud=baud,
+            stale_s=CONSOLE_STALE_S,
+            on_speed=lambda t, kmh: self.readings.append((t, kmh)),
+            clock=rig.clock,
+            serial_for_url=rig.serial_for_url,
+            what=what,
+        )
+
+    def __enter__(self) -> ConsoleReader:
+        self.link.start()
+        try:
+            self._first_speed()
+        except BaseException:
+            self.link.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.link.close()
+
+    @property
+    def speed_kmh(self) -> float:
+        """The last speed the console reported."""
+        return self.readings[-1][1]
+
+    @property
+    def step_kmh(self) -> float | None:
+        """How finely the console counts its speed (its CSAFE unit), km/h; None before a
+        speed."""
+        from device.hardware.csafe_codec import KMH_PER_SPEED_UNIT
+
+        unit = self.link.speed_unit
+        return None if unit is None else KMH_PER_SPEED_UNIT.get(unit)
+
+    def _first_speed(self) -> None:
+        started = self._rig.clock()
+        while not self.readings:
+            if self.link.last_error is not None:
+                raise CalibrationError(self.link.last_error)
+            if self.link.unsupported is not None:
+                raise CalibrationError(
+                    f"the console on {self.url} answers GetSpeed with its status only: it "
+                    "does not give its speed over CSAFE; type the speed it shows instead "
+                    "(--console-kmh V)."
+                )
+            if self._rig.clock() - started > CONSOLE_ANSWERS_WITHIN_S:
+                raise CalibrationError(
+                    f"no speed from the console on {self.url} in "
+                    f"{CONSOLE_ANSWERS_WITHIN_S:g} s; check that it is on, that the cable is "
+                    f"in its CSAFE jack and that the daemon is stopped ({STOP_DAEMON})."
+                )
+            self._rig.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class ConsoleCount:
+    """Magnet passes counted while the console reported its speed, and what it reported over
+    the span from the first pass to the last."""
+
+    count: BeltCount
+    speeds: ConsoleSpeeds
+
+
+def count_against_console(
+    config: Config, console: ConsoleReader, *, seconds: float, rig: Rig
+) -> ConsoleCount:
+    """Magnet passes on the hall sensor's pin for `seconds`, beside the console's speeds.
+    The outputs are held at rest as in count_belt."""
+    started = rig.clock()
+    edges, waited = _watch_pin(
+        config, seconds, rig, lambda n: f"{n} pulses, console {console.speed_kmh:.1f} km/h"
+    )
+    ended = rig.clock()
+    during = console_speeds(console.readings, start_s=started, end_s=ended)
+    if during.longest_gap_s > CONSOLE_STALE_S:
+        raise CalibrationError(
+            f"the console on {console.url} gave no speed for {during.longest_gap_s:.0f} s "
+            "during the count; check its cable and count again."
+        )
+    if during.highest_kmh <= 0:
+        raise CalibrationError(
+            f"the console on {console.url} reported a standing belt the whole count; start "
+            "the belt on the console and count again."
+        )
+    count = _counted(config, edges, waited, seconds=seconds, console_kmh=during.highest_kmh)
+    assert count.first_s is not None  # _counted refuses a count without intervals
+    span = console_speeds(
+        console.readings, start_s=count.first_s, end_s=count.first_s + count.span_s
+    )
+    return ConsoleCount(count, span)

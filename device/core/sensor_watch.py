@@ -28,6 +28,12 @@ from device.core.sensor_trust import (
 )
 from device.core.speed import KMH_PER_MPS, SpeedEstimator
 
+# What a primary source that reports speeds (not edges) says when nothing came in time.
+_SILENT_SOURCE: dict[str, str] = {
+    SensorKind.SERIAL: "The serial speed source has sent no reading; check its cable and port.",
+    SensorKind.CSAFE: "The console has sent no speed; check its CSAFE cable and [sensor] url.",
+}
+
 
 def agreement_kmh(faster_kmh: float, coarser_meters_per_pulse: float) -> float:
     """How far apart two channels' 3 s means may be and still agree, km/h: AGREE_KMH +
@@ -179,11 +185,7 @@ class SensorWatch:
             if not own.trusted:
                 return own
         elif self.readings is not None and self.readings.is_stale(t):
-            return SensorVerdict(
-                SensorState.STALE,
-                self.channel,
-                "The serial speed source has sent no reading; check its cable and port.",
-            )
+            return SensorVerdict(SensorState.STALE, self.channel, _SILENT_SOURCE[self.channel])
         if self.console is not None:
             return self._compare_console(t, self.console)
         check = self.check
@@ -242,7 +244,7 @@ class SensorWatch:
             return SensorVerdict(
                 SensorState.STALE,
                 "console",
-                "The console checking the speed sensor has stopped answering; check its "
+                "The console checking the speed sensor has sent no speed; check its "
                 "CSAFE cable and [sensor.check] url.",
             )
         console_kmh = console.speed_kmh(t) or 0.0

@@ -87,7 +87,7 @@ def _compact(payload: dict[str, Any]) -> bytes:
 def status_change(status: ControllerStatus) -> tuple[object, ...]:
     """What, when it changes, is published at once rather than at the next second: the state,
     the mode, a warning coming or going, and the enforcement (the action, an enforced stop
-    underway, the relay, a latch)."""
+    underway, a soft stop under way, the relay, a latch)."""
     warning = status.get("warning")
     return (
         status.get("state"),
@@ -96,6 +96,7 @@ def status_change(status: ControllerStatus) -> tuple[object, ...]:
         bool(warning and warning.get("enforced")),
         status.get("enforcement"),
         status.get("cap_enforced"),
+        status.get("slowing"),
         status.get("relay"),
         status.get("latched"),
     )

@@ -12,11 +12,8 @@ its port reopened, and garbage is counted and skipped, never fatal and never a s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
 
@@ -34,7 +31,7 @@ from device.hardware.csafe_reading import (
     silence_sentence,
     unsupported_sentence,
 )
-from device.hardware.serial_port import explain_open_error
+from device.hardware.serial_port import ReconnectingPort
 
 log = logging.getLogger("retrotread.csafe")
 
@@ -48,7 +45,7 @@ READ_SLICE_S = 0.05
 FLAWED_GRACE_S = 0.15
 
 
-class ConsoleLink:
+class ConsoleLink(ReconnectingPort):
     """Polls the CSAFE console at `url` (a port, a pty, `socket://host:port`) on a thread.
 
     Callbacks run on that thread (hand them to the tick thread through a queue), with t in
@@ -78,38 +75,36 @@ class ConsoleLink:
         backoff_s: tuple[float, float] = (0.5, 10.0),
         what: str = "[sensor]",
     ):
-        self._url = url
-        self._baud = baud
         self._stale_s = stale_s
         self._on_speed = on_speed
         self._on_state = on_state
         self._on_answer = on_answer
         self._clock = clock
-        self._serial_for_url = serial_for_url
         self._poll_every_s = poll_every_s
         self._gap_s = gap_s
         self._answer_timeout_s = answer_timeout_s
         self._reopen_after = reopen_after
-        self._backoff_first, self._backoff_max = backoff_s
         self._what = what
-        # Only a plain device path can vanish from the filesystem; socket:// cannot.
-        self._is_path = "://" not in url
-
-        self._lock = threading.Lock()
+        super().__init__(
+            url,
+            baud=baud,
+            read_timeout_s=READ_SLICE_S,
+            # a console that does not take our bytes is as good as silent
+            write_timeout_s=answer_timeout_s,
+            serial_for_url=serial_for_url,
+            backoff_s=backoff_s,
+            log=log,
+            thread_name=f"csafe {url}",
+            table=what,
+        )
         self._talk = Conversation()  # what the answers said: written on the thread, locked
-        self._connected = False
-        self._last_error: str | None = None
         self._wire_rejects = 0  # the codec's counts, over every port opened so far
         self._rejected = 0  # answers read but unusable: unparsable, unknown units, absurd
         self._wanted: tuple[codec.Item, float] | None = None  # SetSpeed to send, asked when
         # thread-only state
         self._rejects_said: set[str] = set()
-        self._outage_logged = False
         self._silent = False  # the port was reopened because the console stopped answering
         self._unsupported_said = False
-        self._stop = threading.Event()
-        self._nudge = threading.Event()  # set_speed() or close(): look again now
-        self._thread: threading.Thread | None = None
 
     # -- what the daemon reads -------------------------------------------------------------
 
@@ -125,23 +120,6 @@ class ConsoleLink:
     def is_stale(self, t: float) -> bool:
         """True when the speed is unknown at time t (none read within stale_s seconds)."""
         return self.speed_kmh(t) is None
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def connected(self) -> bool:
-        """True while the port is open (the console may still be silent: see last_error)."""
-        with self._lock:
-            return self._connected
-
-    @property
-    def last_error(self) -> str | None:
-        """Why no answers come, as one sentence naming the port and the fix; None while the
-        console answers."""
-        with self._lock:
-            return self._last_error
 
     @property
     def state(self) -> ConsoleState | None:
@@ -204,32 +182,7 @@ class ConsoleLink:
         item = codec.set_speed(kmh, SET_SPEED_UNIT)
         with self._lock:
             self._wanted = (item, time.monotonic())
-        self._nudge.set()
-
-    # -- life cycle ------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Open the port and start polling in the background; never raises for a port that
-        is missing or refused (see `last_error`)."""
-        if self._thread is not None:
-            raise RuntimeError("ConsoleLink.start() called twice")
-        self._thread = threading.Thread(target=self._run, name=f"csafe {self._url}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop polling and close the port; returns within about one read slice."""
-        self._stop.set()
-        self._nudge.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=READ_SLICE_S * 5 + 1.0)
-
-    def __enter__(self) -> ConsoleLink:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+        self._wake.set()
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -237,50 +190,18 @@ class ConsoleLink:
 
     # -- poll thread: the port -------------------------------------------------------------
 
-    def _run(self) -> None:
-        delay = self._backoff_first
-        while not self._stop.is_set():
-            port = self._open()
-            if port is None:
-                self._rest(delay)
-                delay = min(delay * 2, self._backoff_max)
-                continue
-            delay = self._backoff_first
-            try:
-                self._converse(port)
-            finally:
-                with self._lock:
-                    self._connected = False
-                if self._talk.hung_up() and not self._stop.is_set():
-                    self._answer(SpeedAnswer.UNANSWERED)  # its verdict cannot come now
-                # a vanished device may fail to close; there is nothing left to release then
-                with contextlib.suppress(serial.SerialException, OSError):
-                    port.close()
+    def _port_opened(self) -> None:
+        if not self._silent:  # a silent console stays the news until it answers
+            self._last_error = None
+        self._talk.reopened()  # another console may be behind the cable
 
-    def _open(self) -> serial.Serial | None:
-        try:
-            port = self._serial_for_url(
-                self._url,
-                baudrate=self._baud,
-                timeout=READ_SLICE_S,
-                # a console that does not take our bytes is as good as silent
-                write_timeout=self._answer_timeout_s,
-            )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            self._report_outage(explain_open_error(self._url, exc, table=self._what))
-            return None
-        with self._lock:
-            self._connected = True
-            if not self._silent:  # a silent console stays the news until it answers
-                self._last_error = None
-            self._talk.reopened()  # another console may be behind the cable
-        if self._silent:
-            log.debug("serial port %s reopened; asking the console again", self._url)
-        elif self._outage_logged:
-            log.info("serial port %s is open again; polling the console", self._url)
+    def _say_opened(self) -> None:
+        if self._silent or self._outage_logged:
+            # said at INFO when the console answers again: a converter that accepts and
+            # drops the link with the console off reopens every few seconds, unanswered
+            log.debug("serial port %s open again; asking the console", self._url)
         else:
             log.info("polling the console on %s over CSAFE", self._url)
-        return port
 
     def _rest(self, seconds: float) -> None:
         """Wait out a backoff with the port closed; a SetSpeed asked meanwhile cannot go."""
@@ -291,22 +212,16 @@ class ConsoleLink:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._nudge.wait(left)
-            self._nudge.clear()
+            self._wake.wait(left)
+            self._wake.clear()
 
-    def _report_outage(self, sentence: str) -> None:
-        with self._lock:
-            self._last_error = sentence
-        # One warning per outage: a pulled cable retried every 10 s must not flood the journal.
-        if self._outage_logged:
-            log.debug("%s", sentence)
-        else:
-            log.warning("%s", sentence)
-            self._outage_logged = True
+    def _port_closed(self) -> None:
+        if self._talk.hung_up() and not self._stop.is_set():
+            self._answer(SpeedAnswer.UNANSWERED)  # its verdict cannot come now
 
     # -- poll thread: the conversation -----------------------------------------------------
 
-    def _converse(self, port: serial.Serial) -> None:
+    def _use_port(self, port: serial.Serial) -> None:
         """Poll until closed, the line breaks, or the console stays silent too long."""
         reader = FrameReader()
         counted = 0  # of reader.total_skipped, already in _wire_rejects
@@ -324,7 +239,7 @@ class ConsoleLink:
             try:
                 outcome = self._exchange(port, reader, wire)
             except (serial.SerialException, OSError) as exc:
-                self._report_outage(
+                self._broke(
                     f"the console on {self._url} went away ({exc}); check the cable, "
                     "retrotread keeps reconnecting."
                 )
@@ -358,8 +273,8 @@ class ConsoleLink:
             due = quiet_until if wanted else max(polled_at + self._poll_every_s, quiet_until)
             if now >= due:
                 return self._talk.next_ask(wanted)
-            self._nudge.wait(due - now)
-            self._nudge.clear()
+            self._wake.wait(due - now)
+            self._wake.clear()
         return None
 
     def _take_wanted(self) -> codec.Item | None:
@@ -407,8 +322,8 @@ class ConsoleLink:
                 if unreadable or reader.total_skipped - reader.counts.noise > flaws:
                     flawed = True
                     deadline = min(deadline, time.monotonic() + FLAWED_GRACE_S)
-            elif self._is_path and not os.path.exists(self._url):
-                raise serial.SerialException("its device file disappeared")
+            else:
+                self._check_device_file()
             if time.monotonic() >= deadline:
                 break
         if flawed:

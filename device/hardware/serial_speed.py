@@ -10,11 +10,8 @@ exponential backoff while the rest of the device keeps running.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -23,7 +20,7 @@ import serial
 from regex import Pattern
 
 from device.config.line_pattern import PatternError, compile_speed_pattern
-from device.hardware.serial_port import explain_open_error
+from device.hardware.serial_port import ReconnectingPort
 from device.hardware.source import SourceError
 from device.hardware.speed_line import (
     MAX_LINE_BYTES,
@@ -45,7 +42,7 @@ log = logging.getLogger("retrotread.serial")
 MAX_LINES_PER_READ = 32
 
 
-class SerialSpeedSource:
+class SerialSpeedSource(ReconnectingPort):
     """Reads speed lines from `url` on a background thread.
 
     Each accepted reading calls `on_speed(t, kmh)` on the reader thread (t monotonic seconds
@@ -78,8 +75,6 @@ class SerialSpeedSource:
         read_timeout_s: float = 0.2,
         max_kmh: float = MAX_PLAUSIBLE_KMH,
     ):
-        self._url = url
-        self._baud = baud
         self._regex = _compile_pattern(pattern)
         if unit not in UNIT_FACTORS:
             choices = ", ".join(UNIT_FACTORS)
@@ -92,23 +87,20 @@ class SerialSpeedSource:
         self._stale_s = stale_s
         self._on_speed = on_speed
         self._clock = clock
-        self._serial_for_url = serial_for_url
-        self._backoff_first, self._backoff_max = backoff_s
-        self._read_timeout_s = read_timeout_s
         self._max_kmh = max_kmh
-        # Only a plain device path can vanish from the filesystem; URLs like loop:// cannot.
-        self._is_path = "://" not in url
-
-        self._lock = threading.Lock()
+        super().__init__(
+            url,
+            baud=baud,
+            read_timeout_s=read_timeout_s,
+            serial_for_url=serial_for_url,
+            backoff_s=backoff_s,
+            log=log,
+            thread_name=f"serial-speed {url}",
+        )
         self._last: tuple[float, float] | None = None
         self._rejected = 0
         self._skipped = 0
         self._rejects_said: set[str] = set()  # the causes the journal has been told
-        self._connected = False
-        self._last_error: str | None = None
-        self._outage_logged = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_config(
@@ -151,23 +143,6 @@ class SerialSpeedSource:
         return self.speed_kmh(t) is None
 
     @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def connected(self) -> bool:
-        """True while the port is open."""
-        with self._lock:
-            return self._connected
-
-    @property
-    def last_error(self) -> str | None:
-        """Why the port is not open, as one sentence naming the port and the fix; None while
-        connected."""
-        with self._lock:
-            return self._last_error
-
-    @property
     def skipped_lines(self) -> int:
         """Lines never matched: older ones of a read that brought more than a bridge sends."""
         with self._lock:
@@ -179,85 +154,20 @@ class SerialSpeedSource:
         with self._lock:
             return self._rejected
 
-    # -- life cycle ------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Open the port and start reading in the background; never raises for a port that
-        is missing or refused (see `last_error`)."""
-        if self._thread is not None:
-            raise RuntimeError("SerialSpeedSource.start() called twice")
-        self._thread = threading.Thread(
-            target=self._run, name=f"serial-speed {self._url}", daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop the reader and close the port; returns within about one read timeout."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._read_timeout_s * 5 + 1.0)
-
-    def __enter__(self) -> SerialSpeedSource:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
         return f"<SerialSpeedSource {self._url!r} {state}>"
 
     # -- reader thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        delay = self._backoff_first
-        while not self._stop.is_set():
-            port = self._open()
-            if port is None:
-                self._stop.wait(delay)
-                delay = min(delay * 2, self._backoff_max)
-                continue
-            delay = self._backoff_first
-            try:
-                self._pump(port)
-            finally:
-                with self._lock:
-                    self._connected = False
-                # a vanished device may fail to close; there is nothing left to release then
-                with contextlib.suppress(serial.SerialException, OSError):
-                    port.close()
-
-    def _open(self) -> serial.Serial | None:
-        try:
-            port = self._serial_for_url(
-                self._url, baudrate=self._baud, timeout=self._read_timeout_s
-            )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            self._report_outage(explain_open_error(self._url, exc))
-            return None
-        with self._lock:
-            self._connected = True
-            self._last_error = None
+    def _say_opened(self) -> None:
         if self._outage_logged:
             log.info("serial port %s is back; reading speed again", self._url)
             self._outage_logged = False
         else:
             log.info("reading belt speed from serial port %s", self._url)
-        return port
 
-    def _report_outage(self, sentence: str) -> None:
-        with self._lock:
-            self._last_error = sentence
-        # One warning per outage: a pulled cable retried every 10 s must not flood the journal.
-        if self._outage_logged:
-            log.debug("%s", sentence)
-        else:
-            log.warning("%s", sentence)
-            self._outage_logged = True
-
-    def _pump(self, port: serial.Serial) -> None:
+    def _use_port(self, port: serial.Serial) -> None:
         lines = LineSplitter(MAX_LINE_BYTES)
         while not self._stop.is_set():
             try:
@@ -266,10 +176,10 @@ class SerialSpeedSource:
                     waiting = port.in_waiting
                     if waiting:
                         data += port.read(waiting)
-                elif self._is_path and not os.path.exists(self._url):
-                    raise serial.SerialException("its device file disappeared")
+                else:
+                    self._check_device_file()
             except (serial.SerialException, OSError) as exc:
-                self._report_outage(
+                self._broke(
                     f"serial port {self._url} stopped answering ({exc}); check the cable, "
                     "retrotread keeps reconnecting."
                 )

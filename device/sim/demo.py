@@ -3,7 +3,8 @@ drives the hall sensor and presses the buttons through a realistic routine. No h
 
 The walker acts only through pins (the hall pin's edges, the buttons' levels) and reads the
 relay pin, exactly as a person and a treadmill would, so the demo exercises the same code a
-treadmill in a gym runs.
+treadmill in a gym runs. With `--console csafe` the belt is an emulated gym console's
+instead, read over CSAFE on a pty (device/sim/demo_console.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,18 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from device.config.kinds import ConfigError
 from device.config.load import format_config, load_config, merge_overrides
 from device.config.model import Config
+from device.config.write import ConfigWriteError
 from device.daemon import Daemon
 from device.sim.belt import SimulatedBelt
+from device.sim.console_serve import ConsoleEmulator, ConsoleEmulatorError
+from device.sim.demo_console import (
+    ConsoleBelt,
+    Routine,
+    banner,
+    console_demo_config,
+    open_console,
+    with_soft_stop,
+)
 from device.sim.scenario import Step, parse_scenario
 
 log = logging.getLogger("retrotread.demo")
@@ -32,7 +43,7 @@ log = logging.getLogger("retrotread.demo")
 # A beginner's backward session, then a forward stretch, a break and a second backward
 # segment with a moment over the cap, ended with a long press; then it starts over. Times in
 # seconds from the start.
-ROUTINE = {
+ROUTINE: Routine = {
     "step": [
         {"at": 2, "belt_kmh": 1.0, "ripple_pct": 5},
         {"at": 5, "press": "start"},
@@ -73,24 +84,38 @@ def demo_config(db_path: str) -> tuple[Config, str]:
 
 class Walker(threading.Thread):
     """Plays ROUTINE on the mock pins, over and over, until stopped; or, once someone uses
-    the dashboard's simulator panel (`set_belt`, `press`), does what the panel says."""
+    the dashboard's simulator panel (`set_belt`, `press`), does what the panel says. The belt
+    is a simulated one whose magnet drives the hall pin, or `belt`, a console's."""
 
     PAUSE_BETWEEN_ROUNDS_S = 10.0
 
-    def __init__(self, config: Config, factory: MockFactory, stop: threading.Event):
+    def __init__(
+        self,
+        config: Config,
+        factory: MockFactory,
+        stop: threading.Event,
+        *,
+        belt: ConsoleBelt | None = None,
+        routine: Routine = ROUTINE,
+    ):
         super().__init__(name="demo-walker", daemon=True)
         self.config = config
         self.factory = factory
         self.stop_event = stop
-        self.steps = parse_scenario(ROUTINE, source="demo routine").steps
-        self.hall = factory.pin(config.sensor.pin)
+        self.steps = parse_scenario(routine, source="demo routine").steps
+        self.hall: MockPin | None = None
+        self.belt: SimulatedBelt | ConsoleBelt
+        if belt is None:
+            self.hall = factory.pin(config.sensor.pin)
+            self.belt = SimulatedBelt(config.sensor.meters_per_pulse)
+        else:
+            self.belt = belt
         self.buttons = {
             "start": factory.pin(config.buttons.start_pin),
             "direction": factory.pin(config.buttons.direction_pin),
         }
         relay_pin = config.outputs.relay_pin
         self.relay = factory.pin(relay_pin) if relay_pin is not None else None
-        self.belt = SimulatedBelt(config.sensor.meters_per_pulse)
         self.manual = False
         self._lock = threading.Lock()
         self._asked: list[Step] = []
@@ -143,9 +168,10 @@ class Walker(threading.Thread):
             elif not self._relay_open() and self.belt.loop_open:
                 self.belt.key_back()
             for _pulse in self.belt.advance(now):
-                self.hall.drive_low()
-                time.sleep(EDGE_S)
-                self.hall.drive_high()
+                if self.hall is not None:
+                    self.hall.drive_low()
+                    time.sleep(EDGE_S)
+                    self.hall.drive_high()
             self.stop_event.wait(0.005)
 
     def _relay_open(self) -> bool:
@@ -181,6 +207,9 @@ def _print_status(daemon: Daemon, stop: threading.Event) -> None:
             f"{s['mode'].upper():8} {s['state']:7} {speed} km/h"
             f"  {cap:16} distance {s['distance_m'] or 0:6.1f} m  {s['message']}"
         )
+        console = s.get("console")
+        if console is not None:
+            line += f"  (console: {console['state'] or 'no answer yet'})"
         print(line, flush=True)
 
 
@@ -195,27 +224,56 @@ def _lan_addresses() -> list[str]:
     return sorted(a for a in addresses if not a.startswith("127."))
 
 
+CONSOLES = ("hall", "csafe")  # what `--console` takes: the belt the daemon reads
+
+
 def run_demo(
     *,
     port: int,
     db_path: str | None,
     socket_path: str | None,
     duration_s: float | None = None,
+    console: str = "hall",
+    soft: bool = False,
 ) -> int:
+    if console not in CONSOLES:
+        raise ValueError(f"--console takes {' or '.join(CONSOLES)}, not {console!r}")
+    if soft and console != "csafe":
+        log.error("--soft asks the emulated CSAFE console to slow the belt; add --console csafe.")
+        return 2
     # the socket's folder lives as long as this run: removed on every way out
     scratch_dir = tempfile.TemporaryDirectory(prefix="retrotread-demo-")
+    emulator: ConsoleEmulator | None = None
     try:
+        if console == "csafe":
+            try:
+                emulator = open_console()
+            except ConsoleEmulatorError as exc:  # no pty to be had
+                log.error("%s", exc)
+                return 1
         return _run_demo(
             port=port,
             db_path=db_path,
             socket_path=socket_path or os.path.join(scratch_dir.name, "device.sock"),
             duration_s=duration_s,
+            emulator=emulator,
+            soft=soft,
         )
     finally:
+        if emulator is not None:
+            emulator.close()
         scratch_dir.cleanup()
 
 
-def _run_demo(*, port: int, db_path: str | None, socket_path: str, duration_s: float | None) -> int:
+def _run_demo(
+    *,
+    port: int,
+    db_path: str | None,
+    socket_path: str,
+    duration_s: float | None,
+    emulator: ConsoleEmulator | None,
+    soft: bool,
+) -> int:
     from web import create_app
     from web.auth import PasswordError, StateDirError, set_password
     from web.serve import WebServeError, serve
@@ -225,7 +283,10 @@ def _run_demo(*, port: int, db_path: str | None, socket_path: str, duration_s: f
     sock = socket_path
     try:
         os.makedirs(state_dir, exist_ok=True)
-        config, config_path = demo_config(db)
+        if emulator is None:
+            config, config_path = demo_config(db)
+        else:
+            config, config_path = console_demo_config(db, url=emulator.url, soft=soft)
     except OSError as exc:
         log.error(
             "Cannot keep the demo's history in %s (%s); pass --db with a path in a writable "
@@ -234,7 +295,7 @@ def _run_demo(*, port: int, db_path: str | None, socket_path: str, duration_s: f
             exc.strerror,
         )
         return 1
-    except ConfigError as exc:
+    except (ConfigError, ConfigWriteError) as exc:
         log.error("%s", exc)
         return 2
     factory = MockFactory()
@@ -242,7 +303,11 @@ def _run_demo(*, port: int, db_path: str | None, socket_path: str, duration_s: f
         config, socket_path=sock, db_path=db, config_path=config_path, pin_factory=factory
     )
     stop = threading.Event()
-    walker = Walker(config, factory, stop)
+    if emulator is None:
+        walker = Walker(config, factory, stop)
+    else:
+        routine = with_soft_stop(ROUTINE) if soft else ROUTINE
+        walker = Walker(config, factory, stop, belt=ConsoleBelt(emulator), routine=routine)
     # A fresh admin password each run: the demo's settings page is real and wants a login.
     password = secrets.token_urlsafe(9)
     try:
@@ -261,6 +326,8 @@ def _run_demo(*, port: int, db_path: str | None, socket_path: str, duration_s: f
         return 1
     print("retrotread demo: a simulated treadmill on mock pins, no hardware needed", flush=True)
     print(f"  dashboard: http://127.0.0.1:{port}/", flush=True)
+    for line in banner(emulator, soft=soft) if emulator is not None else []:
+        print(line, flush=True)
     for address in _lan_addresses():
         print(f"  on a phone on the same network: http://{address}:{port}/", flush=True)
     print(f"  admin password (settings): {password}", flush=True)

@@ -44,6 +44,9 @@ EVENT_WORDS = {
     "sensor_restored": "sensor back",
     "start_refused": "start refused",
     "stop_held": "stop held",
+    "slowdown_asked": "console asked to slow the belt",
+    "slowed": "slowed by the console",
+    "console_ignores_speed": "console ignores SetSpeed",
 }
 
 
