@@ -80,6 +80,7 @@ class Sensors:
             "answers": console.polls,
             "timeouts": console.timeouts,
             "rejected_frames": console.rejected_frames,
+            "distance_m": None if console.distance_m is None else round(console.distance_m, 1),
         }
 
 

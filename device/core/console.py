@@ -53,3 +53,39 @@ def followed(before: ConsoleState | None, now: ConsoleState, *, in_session: bool
     if now in _RESTING and in_session and before in (ConsoleState.IN_USE, ConsoleState.PAUSED):
         return SessionAction.END
     return None
+
+
+class ConsoleFollower:
+    """The console's machine state as the controller heard it, and, with follow_console, the
+    session step its workout asks for. A start asked while the belt's speed is not known yet
+    (the console's state and its speed come in one answer, after an outage the state may be
+    read first) waits up to `wait_s` for the speed, as the belt's own auto start does, rather
+    than being refused for good: the console will not ask again."""
+
+    def __init__(self) -> None:
+        self.state: ConsoleState | None = None
+        self._waiting: tuple[float, SessionAction] | None = None
+
+    def changed(
+        self, t: float, state: ConsoleState, *, follow: bool, in_session: bool, running: bool,
+        speed_known: bool,
+    ) -> SessionAction | None:  # fmt: skip
+        """The step to take now for the console's change to `state`, if any."""
+        before, self.state = self.state, state
+        self._waiting = None
+        action = followed(before, state, in_session=in_session, running=running) if follow else None
+        if action in (SessionAction.START, SessionAction.RESUME) and not speed_known:
+            self._waiting = (t, action)
+            return None
+        return action
+
+    def due(self, t: float, *, speed_known: bool, wait_s: float) -> SessionAction | None:
+        """A start that waited for the speed, once it is known or the wait is over (then the
+        start gate says why not)."""
+        if self._waiting is None:
+            return None
+        at, action = self._waiting
+        if speed_known or t - at >= wait_s:
+            self._waiting = None
+            return action
+        return None

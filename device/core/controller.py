@@ -14,7 +14,7 @@ from typing import Any
 from device.config.model import Config, SensorKind
 from device.core.commands import CommandRefused as CommandRefused
 from device.core.commands import allowed_command
-from device.core.console import ConsoleState, SpeedAnswer, followed
+from device.core.console import ConsoleFollower, ConsoleState, SpeedAnswer
 from device.core.events import Event, EventKind
 from device.core.gate import start_refusal
 from device.core.governor import CapSchedule, Governor
@@ -26,7 +26,7 @@ from device.core.restarts import restart_note
 from device.core.sensor_watch import SensorWatch
 from device.core.session import SessionAction, SessionMachine
 from device.core.signals import LedPattern, Tune
-from device.core.status import ControllerStatus, controller_status, sensor_status
+from device.core.status import ControllerStatus, console_status, controller_status, sensor_status
 from device.core.tick import Output, OutputChange, Sample, TickResult
 from device.core.walker_reads import walker_reads
 
@@ -77,7 +77,7 @@ class Controller:
         self._pending = TickResult()
         self._led: LedPattern | None = None
         self._next_sample_t = t
-        self.console: ConsoleState | None = None  # the console's machine state, if one is read
+        self.console = ConsoleFollower()  # the console's machine state, if one is read
         self._show_mode(t)
 
     # -- inputs from the adapters ----------------------------------------------------------
@@ -101,15 +101,16 @@ class Controller:
     def console_changed(self, t: float, state: ConsoleState) -> None:
         """The console's machine state changed; with [session] follow_console its workout
         starts, pauses and ends the session (a backward start still needs the belt slow)."""
-        before, self.console = self.console, state
         self._emit([Event(t, EventKind.CONSOLE_STATE, {"state": state.value})])
-        if not self.config.session.follow_console:
-            return
-        session = self.session
-        running = session.state is SessionState.RUNNING
-        action = followed(before, state, in_session=session.in_session, running=running)
+        session, known = self.session, self.start_speed_kmh(t) is not None
+        self._follow_console(t, self.console.changed(
+            t, state, follow=self.config.session.follow_console, in_session=session.in_session,
+            running=session.state is SessionState.RUNNING, speed_known=known,
+        ))  # fmt: skip
+
+    def _follow_console(self, t: float, action: SessionAction | None) -> None:
         if action is SessionAction.END:
-            self._emit(session.end(t, EndReason.CONSOLE))
+            self._emit(self.session.end(t, EndReason.CONSOLE))
         elif action is not None:
             self._attempt(t, action, reason="console")
 
@@ -227,6 +228,8 @@ class Controller:
             self._emit(self.session.end(t, EndReason.BUTTON))
         if self.session.belt_running_for(t) == 0:
             self._auto_refused = False  # the belt stopped: a new run may be refused afresh
+        known, wait_s = self.start_speed_kmh(t) is not None, self.config.sensor.stale_s
+        self._follow_console(t, self.console.due(t, speed_known=known, wait_s=wait_s))
         if self.session.wants_auto_start(t):
             self._auto_attempt(t, SessionAction.START)
         elif self.session.wants_auto_resume(t):
@@ -278,13 +281,7 @@ class Controller:
             progression=self.progression.status(t + self.wall_offset),
             sensor=sensor_status(self.config.sensor, self.sensor),
             guard=self.guard.status(),
-            console=None
-            if self.config.sensor.console is None
-            else {
-                "state": None if self.console is None else self.console.value,
-                "follows": self.config.session.follow_console,
-                "speed_answer": self.guard.soft.last_answer,
-            },
+            console=console_status(self.config, self.console.state, self.guard.soft.last_answer),
             message=self.message,
         )
 

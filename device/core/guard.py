@@ -36,10 +36,10 @@ from typing import Any
 from device.config.model import Config
 from device.core.events import Event, EventKind
 from device.core.modes import Mode, SessionState
-from device.core.overspeed import OK, REFILL_PER_S, Decision, Limit, OverspeedWatch, Verdict
+from device.core.overspeed import OK, Decision, Limit, OverspeedWatch, Verdict
 from device.core.sensor_trust import TRUSTED, SensorVerdict
 from device.core.signals import LedPattern, RelayState, Tune, warning_tune
-from device.core.soft_stop import STOPPING, SoftStops
+from device.core.soft_stop import STOPPING, SoftOutcome, SoftStops
 from device.core.status import GuardStatus, WarningStatus
 
 RELEASE_AFTER_S = 2.0  # an ended session's cap lets go after this long at the start line
@@ -334,25 +334,16 @@ class Guard:
         self.decision = Decision(Verdict.OK)
 
     def _soft_allowed(self, t: float, belt: Belt, limit: Limit | None) -> bool:
-        """Whether to ask the console first: soft = "csafe", a console not known to ignore
-        it, no soft stop under way and none within a budget's refill, a speed that can be
-        watched coming down, and not the restart watch (a fast restart after a stop is
-        stopped again at once)."""
-        soft = self.soft
-        return (
-            self.config.enforce.soft == "csafe"
-            and not (soft.ignored or soft.busy or self.restart_watched(t))
-            and soft.rested(t, rest_s=self.config.backward.grace_s / REFILL_PER_S)
-            and belt.speed_kmh is not None
-            and limit is not None
-            and limit.enforcing
-        )
+        """Whether to ask the console first (SoftStops.may_ask), under a limit that stops,
+        and not in the restart watch (a fast restart after a stop is stopped again at once)."""
+        if limit is None or not limit.enforcing or self.restart_watched(t):
+            return False
+        return self.soft.may_ask(t, self.config, speed_kmh=belt.speed_kmh, cap_kmh=limit.cap_kmh)
 
     def _ask_console(self, t: float, belt: Belt, decision: Decision, actions: Actions) -> None:
-        cap = decision.cap_kmh or 0.0
-        line = cap + self.config.backward.tolerance_kmh
-        actions.events.append(self.soft.ask(t, decision, line_kmh=line, speed_kmh=belt.speed_kmh))
-        actions.console_speed_kmh = cap
+        speed = belt.speed_kmh or 0.0  # known: _soft_allowed asked
+        actions.events.append(self.soft.ask(t, decision, self.config, speed_kmh=speed))
+        actions.console_speed_kmh = decision.cap_kmh or 0.0
 
     def _follow_soft(self, t: float, belt: Belt, limit: Limit | None, actions: Actions) -> None:
         """A soft stop under way: the belt came down, or the relay does what is left."""
@@ -360,6 +351,8 @@ class Guard:
         warning = self.watch.warning
         outcome, events = self.soft.follow(t, belt.speed_kmh, guarded=guarded, warning=warning)
         actions.events += events
+        if outcome is SoftOutcome.RELEASED and self.watch.warning:
+            self.watch.owe_stop()  # the soft stop stood in for this warning's stop: owed again
         if outcome in STOPPING and limit is not None:
             details = {
                 "speed_kmh": _round(belt.speed_kmh if belt.mean_kmh is None else belt.mean_kmh),

@@ -148,6 +148,11 @@ class OverspeedWatch:
         self.budget_s = max(0.0, self.budget_s)
         self.ceiling_s = ceiling_s
 
+    def owe_stop(self) -> None:
+        """What stood in for this warning's stop (a soft stop) no longer does: the next
+        moment over, with the budget spent, enforces again."""
+        self.enforced = self._enforced_stopping = False
+
     def _account(self, t: float) -> None:
         """The time since the last judgement draws on the budget if the belt was over then,
         and refills it slowly if not."""

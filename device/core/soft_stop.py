@@ -25,11 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from device.config.model import Config, SensorKind
 from device.core.console import SpeedAnswer
 from device.core.events import Event, EventKind
-from device.core.overspeed import Decision
+from device.core.overspeed import REFILL_PER_S, Decision
+from device.core.sensor_trust import STOP_RATE_KMH_PER_S
 
 SOFT_WINDOW_S = 2.0  # the console's time to bring the belt under the line
+# Where the speed is the console's own word (it reports the speed it is set to, at once),
+# the belt is believed down only as long after the ask as it takes to slow at this rate, the
+# gentlest a console is assumed to slow a belt; a hall sensor measures it coming down.
+REPORTED_SLOWING_KMH_PER_S = 1.0
 # A belt this much slower at the end of the window than when asked was obeying, only slowly.
 SLOWING_KMH = 0.5
 # After a soft stop, the display over the line this long in all means the belt was sped up
@@ -46,6 +52,7 @@ class SoftOutcome(StrEnum):
     IGNORED = "ignored"  # the belt runs on as it was: the relay now
     UNKNOWN = "speed unknown"  # nothing can vouch for the belt: the relay now
     SPED_UP = "sped up again"  # it came down, then ran over the line again: the relay now
+    RELEASED = "released"  # the watch after a soft stop that worked is over
 
 
 @dataclass
@@ -56,6 +63,7 @@ class SlowDown:
     target_kmh: float  # what the console was asked for: the cap
     line_kmh: float  # under this the belt has come down: cap + tolerance
     from_kmh: float | None  # the belt when asked
+    down_from: float  # a speed under the line is believed from then on
     answer: SpeedAnswer | None = None
 
     @property
@@ -65,7 +73,7 @@ class SlowDown:
     def outcome(self, t: float, speed_kmh: float | None, *, guarded: bool) -> SoftOutcome:
         """The word at t on a belt at `speed_kmh` (the display, None: unknown); `guarded`:
         the mode is backward, so a belt still fast must be stopped."""
-        if speed_kmh is not None and speed_kmh <= self.line_kmh:
+        if speed_kmh is not None and speed_kmh <= self.line_kmh and t >= self.down_from:
             return SoftOutcome.CAME_DOWN
         if not guarded:
             return SoftOutcome.WAITING  # forward: nothing to stop; judged if it turns back
@@ -108,12 +116,30 @@ class SoftStops:
         second one is asked; the relay does what is left."""
         return self.pending is not None or self._slowed_line is not None
 
-    def ask(
-        self, t: float, decision: Decision, *, line_kmh: float, speed_kmh: float | None
-    ) -> Event:
-        """The grace ran out (`decision`): SetSpeed to the cap goes out now; the event says so."""
+    def may_ask(self, t: float, config: Config, *, speed_kmh: float | None, cap_kmh: float) -> bool:
+        """Whether the grace running out now may ask the console first: soft = "csafe", a
+        console not known to ignore it, no soft stop under way and none within a budget's
+        refill (30 x grace), and a speed that is known and near enough the line to come down
+        within the window (a belt far over it gets the relay at once)."""
+        b = config.backward
+        return (
+            config.enforce.soft == "csafe"
+            and not (self.ignored or self.busy)
+            and self.rested(t, rest_s=b.grace_s / REFILL_PER_S)
+            and speed_kmh is not None
+            and slowing_s(speed_kmh, cap_kmh + b.tolerance_kmh, measured=_measured(config))
+            <= SOFT_WINDOW_S
+        )
+
+    def ask(self, t: float, decision: Decision, config: Config, *, speed_kmh: float) -> Event:
+        """The grace ran out (`decision`): SetSpeed to the cap goes out now; the event says so.
+        A console's own word on the speed is believed under the line only as long after the
+        ask as the belt takes to slow; a hall sensor's at once."""
         cap = decision.cap_kmh or 0.0
-        self.pending = SlowDown(t, cap, line_kmh, speed_kmh)
+        line_kmh = cap + config.backward.tolerance_kmh
+        measured = _measured(config)
+        down_from = t if measured else t + slowing_s(speed_kmh, line_kmh, measured=False)
+        self.pending = SlowDown(t, cap, line_kmh, speed_kmh, down_from)
         self._asked_at = t
         self.last_answer = None
         details = {
@@ -168,7 +194,7 @@ class SoftStops:
             return None
         if not guarded:  # the warning is over (or nothing is guarded): done
             self._slowed_line = None
-            return None
+            return SoftOutcome.RELEASED
         if speed_kmh is None:
             self._slowed_line = None
             return SoftOutcome.UNKNOWN
@@ -184,6 +210,20 @@ class SoftStops:
         """The relay cut the belt: nothing soft is left to follow."""
         self.pending = self._slowed_line = self._last_t = None
         self._over_s = 0.0
+
+
+def slowing_s(speed_kmh: float, line_kmh: float, *, measured: bool) -> float:
+    """How long a console takes to bring the belt from `speed_kmh` under the line at the
+    quickest ordinary stop (a measured speed) or at the gentlest assumed slowing (the
+    console's word, which must not be believed sooner)."""
+    rate = STOP_RATE_KMH_PER_S if measured else REPORTED_SLOWING_KMH_PER_S
+    return max(0.0, speed_kmh - line_kmh) / rate
+
+
+def _measured(config: Config) -> bool:
+    """Whether the speed the guard sees is measured on the belt (a hall sensor), not the
+    word of a console that reports the speed it is set to."""
+    return config.sensor.kind == SensorKind.HALL
 
 
 def _round(kmh: float | None) -> float | None:

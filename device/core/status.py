@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 from device.config.model import BackwardConfig, Config, SensorConfig, SensorKind
+from device.core.console import ConsoleState, SpeedAnswer
 from device.core.governor import CapSchedule
 from device.core.overspeed import Limit
 from device.core.program import WeekProgress
@@ -150,6 +151,7 @@ class ConsoleLinkStatus(TypedDict):
     answers: int
     timeouts: int
     rejected_frames: int
+    distance_m: float | None  # the console's own distance (GetHorizontal), None if it has none
 
 
 class HealthStatus(TypedDict):
@@ -192,6 +194,20 @@ def sensor_status(config: SensorConfig, sensor: SensorWatch) -> SensorStatus:
         "detail": verdict.detail,
         "checked": config.check is not None,
         "bounces": primary.estimator.bounces if primary else 0,
+    }
+
+
+def console_status(
+    config: Config, state: ConsoleState | None, answer: SpeedAnswer | None
+) -> ConsoleStatus | None:
+    """The console's part of the status (None when no console is read): its machine state
+    (a ConsoleState) and what it made of the last SetSpeed (a SpeedAnswer)."""
+    if config.sensor.console is None:
+        return None
+    return {
+        "state": None if state is None else state.value,
+        "follows": config.session.follow_console,
+        "speed_answer": None if answer is None else answer.value,
     }
 
 

@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 from browsing import Visit, open_page
+from support.console_walk import CONSOLE_CONFIG, LINK_WELL, console_walk, with_health
 
-from device.config.model import Config, EnforceConfig, SensorConfig, SensorKind, SessionConfig
-from device.core.console import ConsoleState
+from device.config.model import Config
 from device.core.controller import Controller
-from device.core.status import ConsoleLinkStatus
-from device.health import health_status
 from device.history.store import Store
 from device.ipc.server import DeviceSocket
 from web import create_app
@@ -35,38 +33,6 @@ pytestmark = pytest.mark.browser
 
 WITHIN_MS = 10_000  # the stream sends each status within a second; a failure, not a timing
 PHONE_PX = 360
-CONSOLE_CONFIG = Config(
-    sensor=SensorConfig(kind=SensorKind.CSAFE, url="socket://10.0.0.21:4001"),
-    enforce=EnforceConfig(soft="csafe"),
-    session=SessionConfig(follow_console=True),
-)
-LINK_WELL: ConsoleLinkStatus = {"connected": True, "error": None, "unsupported": None,
-                                "answers": 420, "timeouts": 0, "rejected_frames": 0}  # fmt: skip
-
-
-def with_health(status: dict[str, Any], console: ConsoleLinkStatus | None) -> dict[str, Any]:
-    report = health_status(
-        None, sensor_rejected=0, sensor_error=None, inputs_dropped=0, console=console
-    )
-    return {**status, "health": report}
-
-
-def console_walk(*, over_kmh: float | None = None) -> dict[str, Any]:
-    """A walker on a console treadmill, as the real Controller reports it: the console In Use,
-    a session started with START at 1.5 km/h; with `over_kmh`, the belt then over the 2 km/h
-    start cap until the grace runs out and the console is sent SetSpeed."""
-    controller = Controller(CONSOLE_CONFIG, t=0.0)
-    controller.console_changed(0.05, ConsoleState.IN_USE)
-    for tick in range(400):
-        t = round(tick * 0.1, 6)
-        controller.speed_reading(t, 1.5 if over_kmh is None or t < 10 else over_kmh)
-        if tick == 10:
-            controller.command(t, "start")
-        controller.tick(t)
-        status = dict(controller.status(t))
-        if (over_kmh is None and t >= 5) or status["slowing"]:
-            return status
-    raise AssertionError("the console was never asked to slow the belt")
 
 
 class Device:

@@ -135,7 +135,9 @@ def test_the_status_shows_the_consoles_machine_state_and_the_links_health(
         "answers": health["answers"],
         "timeouts": 0,
         "rejected_frames": 0,
+        "distance_m": health["distance_m"],
     }
+    assert health["distance_m"] is not None and health["distance_m"] >= 0  # GetHorizontal
     assert health["answers"] >= 4  # one per state seen at least, and it keeps asking
     later = mill.wait_status(
         lambda s: s["health"]["console"]["answers"] > health["answers"], what="more answers"

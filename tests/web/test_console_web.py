@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from support.console_walk import CONSOLE_PORT, LINK_WELL, console_walk, with_health
 from support.live_page import live_page
 
 from device.config.load import load_config
-from device.config.model import Config, EnforceConfig, SensorConfig, SensorKind, SessionConfig
-from device.core.console import ConsoleState
-from device.core.controller import Controller
+from device.config.model import SensorKind
 from device.core.events import EventKind
 from device.core.status import ConsoleLinkStatus
-from device.health import health_status
 from device.history.reader import History
 from device.history.store import Store
 from device.ipc.protocol import Command, Request
@@ -41,7 +39,6 @@ PASSWORD = "belt-and-braces"
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 FOUND_AT = 1_760_000_000.0  # an afternoon in October 2025, epoch seconds
 IGNORES = "This console ignores SetSpeed: the relay stops the belt."
-CONSOLE_PORT = "socket://10.0.0.21:4001"
 
 
 # ---- the settings page ----------------------------------------------------------------------
@@ -311,52 +308,16 @@ def test_the_enforcement_panel_counts_the_soft_stops_two_seconds(
 
 # ---- the live page --------------------------------------------------------------------------
 
-CONSOLE_CONFIG = Config(
-    sensor=SensorConfig(kind=SensorKind.CSAFE, url=CONSOLE_PORT),
-    enforce=EnforceConfig(soft="csafe"),
-    session=SessionConfig(follow_console=True),
-)
-LINK_WELL: ConsoleLinkStatus = {"connected": True, "error": None, "unsupported": None,
-                                "answers": 420, "timeouts": 0, "rejected_frames": 0}  # fmt: skip
 GIVES_NO_SPEED = (
     "the console on /dev/ttyUSB0 answers GetSpeed with its status only: it does not give its "
     'speed over CSAFE; fit a hall sensor ([sensor] kind = "hall").'
 )
 
 
-def with_health(status: dict[str, Any], console: ConsoleLinkStatus | None, **sensor: Any) -> dict:
-    report = health_status(
-        None,
-        sensor_rejected=sensor.get("rejected", 0),
-        sensor_error=sensor.get("error"),
-        inputs_dropped=0,
-        console=console,
-    )
-    return {**status, "health": report}
-
-
-def console_walk(*, over_kmh: float | None = None) -> dict[str, Any]:
-    """A walker on a console treadmill, as the real Controller reports it: the console In Use,
-    a session started with START at 1.5 km/h; with `over_kmh`, the belt then over the 2 km/h
-    start cap until the grace runs out and the console is sent SetSpeed."""
-    controller = Controller(CONSOLE_CONFIG, t=0.0)
-    controller.console_changed(0.05, ConsoleState.IN_USE)
-    for tick in range(400):
-        t = round(tick * 0.1, 6)
-        controller.speed_reading(t, 1.5 if over_kmh is None or t < 10 else over_kmh)
-        if tick == 10:
-            controller.command(t, "start")
-        controller.tick(t)
-        status = dict(controller.status(t))
-        if (over_kmh is None and t >= 5) or status["slowing"]:
-            return with_health(status, LINK_WELL)
-    raise AssertionError("the console was never asked to slow the belt")
-
-
 def test_the_live_page_shows_the_consoles_state_and_that_sessions_follow_it(
     fake_device: FakeDevice, client: FlaskClient
 ) -> None:
-    fake_device.status = console_walk()
+    fake_device.status = with_health(console_walk(), LINK_WELL)
     page = live_page(client)
     assert page.shown("console-row") and page.says("console") == "in use, sessions follow it"
     assert page.says("health") == "all good"
@@ -382,7 +343,7 @@ def test_without_a_console_the_row_stays_hidden(client: FlaskClient, fake_device
 def test_while_the_console_slows_the_belt_the_warning_says_so_instead_of_a_countdown(
     fake_device: FakeDevice, client: FlaskClient
 ) -> None:
-    status = console_walk(over_kmh=3.5)
+    status = with_health(console_walk(over_kmh=3.5), LINK_WELL)
     fake_device.status = status
     page = live_page(client)
     assert page.shown("warning-banner")
