@@ -119,9 +119,13 @@ def checked_by(tmp_path: Path, url: str) -> Path:
 
 
 def at_the_treadmill(console, mock_factory, clock, *, meters_per_pulse: float,
-                     start_kmh: float | None, true: float = 1.0):  # fmt: skip
+                     start_kmh: float | None, true: float = 1.0,
+                     speed_up_after_s: tuple[float, float] | None = None,
+                     unplug_after_s: float | None = None):  # fmt: skip
     """The gym treadmill and the person who starts its belt at `start_kmh` on the console
-    when told to, then presses Enter once the console shows it."""
+    when told to, then presses Enter once the console shows it (the count begins). With
+    `speed_up_after_s` = (s, km/h) she presses + to that speed s seconds into the count; with
+    `unplug_after_s` she pulls the console's cable that long into it."""
     treadmill = GymTreadmill(
         console, mock_factory.pin(HALL_PIN), clock, meters_per_pulse=meters_per_pulse, true=true
     )
@@ -130,6 +134,11 @@ def at_the_treadmill(console, mock_factory, clock, *, meters_per_pulse: float,
         if start_kmh is not None:
             console.set_target_kmh(start_kmh, abrupt=True)
         treadmill.sync()
+        if speed_up_after_s is not None:
+            after_s, kmh = speed_up_after_s
+            treadmill.change_at = (clock() + after_s, kmh)
+        if unplug_after_s is not None:
+            treadmill.unplug_at = clock() + unplug_after_s
 
     person = Person(on_enter=start_the_belt)
     rig = Rig(terminal=person, pin_factory=mock_factory, clock=clock, sleep=treadmill.sleep)
@@ -198,17 +207,14 @@ def test_a_speed_changed_during_the_count_is_added_up_and_said(
     console_emulator, mock_factory, clock, tmp_path
 ):
     console = console_emulator()
-    treadmill, person, rig = at_the_treadmill(
-        console, mock_factory, clock, meters_per_pulse=0.1934, start_kmh=5.0
+    _, person, rig = at_the_treadmill(
+        console,
+        mock_factory,
+        clock,
+        meters_per_pulse=0.1934,
+        start_kmh=5.0,
+        speed_up_after_s=(3.0, 6.0),
     )
-    entered = person.on_enter
-    assert entered is not None
-
-    def start_then_speed_up() -> None:
-        entered()
-        treadmill.change_at = (clock() + 3.0, 6.0)
-
-    person.on_enter = start_then_speed_up
     args = parse("--config", str(checked_by(tmp_path, console.url)), "--console",
                  "--seconds", "10")  # fmt: skip
     assert calibrate_main(args, rig=rig) == 0, person.errors
@@ -226,17 +232,9 @@ def test_a_console_unplugged_during_the_count_gives_no_value(
     console = console_emulator()
     path = checked_by(tmp_path, console.url)
     before = path.read_bytes()
-    treadmill, person, rig = at_the_treadmill(
-        console, mock_factory, clock, meters_per_pulse=0.2, start_kmh=5.0
+    _, person, rig = at_the_treadmill(
+        console, mock_factory, clock, meters_per_pulse=0.2, start_kmh=5.0, unplug_after_s=3.0
     )
-    entered = person.on_enter
-    assert entered is not None
-
-    def start_then_pull_the_cable() -> None:
-        entered()
-        treadmill.unplug_at = clock() + 3.0
-
-    person.on_enter = start_then_pull_the_cable
     args = parse("--config", str(path), "--console", "--seconds", "20", "--write")
     assert calibrate_main(args, rig=rig) == 2
     (error,) = person.errors

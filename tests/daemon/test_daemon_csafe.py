@@ -9,10 +9,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from support import console_daemon
 from support.console_daemon import (
     SEE_WITHIN_S,
     ConsoleTreadmill,
@@ -28,6 +28,7 @@ from device.hardware.csafe_codec import KMH_PER_SPEED_UNIT, Command
 from device.sim.console import ConsoleQuirks
 from device.sim.console_serve import ConsoleEmulator
 
+runs = console_daemon.runs  # the fixture, here until tests/conftest.py offers it
 StartConsole = Callable[..., ConsoleEmulator]
 
 # Short, real values: a second of grace, a stop pulse of a second, a console silent for a
@@ -36,15 +37,6 @@ QUICK = {"backward": {"grace_s": 1.0}, "enforce": {"pulse_s": 1.0}, "sensor": {"
 HALL_PIN = 17
 EDGE_EVERY_S = 0.35  # a magnet on the roller every 0.157 m: 1.6 km/h
 HALL_KMH = 0.157 / EDGE_EVERY_S * 3.6
-
-
-@pytest.fixture
-def runs(socket_dir: Path, tmp_path: Path, mock_factory: MockFactory) -> Iterator[Treadmills]:
-    treadmills = Treadmills(socket_dir, tmp_path, mock_factory)
-    try:
-        yield treadmills
-    finally:
-        treadmills.close()
 
 
 def shown_kmh(console: ConsoleEmulator) -> float:

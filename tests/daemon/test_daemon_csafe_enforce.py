@@ -7,11 +7,11 @@ remembered, across a restart), and one that refuses it."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from gpiozero.pins.mock import MockFactory
+from support import console_daemon
 from support.console_daemon import SEE_WITHIN_S, ConsoleTreadmill, Treadmills, start_backward
 from support.waiting import wait_until
 
@@ -19,6 +19,7 @@ from device.core.soft_stop import SOFT_WINDOW_S
 from device.sim.console import ConsoleQuirks
 from device.sim.console_serve import ConsoleEmulator
 
+runs = console_daemon.runs  # the fixture, here until tests/conftest.py offers it
 StartConsole = Callable[..., ConsoleEmulator]
 
 START_CAP_KMH = 2.0  # the built-in backward start cap: a new session's cap
@@ -30,27 +31,22 @@ SOFT = {
 A_DAY_S = 86400.0
 
 
-@pytest.fixture
-def runs(socket_dir: Path, tmp_path: Path, mock_factory: MockFactory) -> Iterator[Treadmills]:
-    treadmills = Treadmills(socket_dir, tmp_path, mock_factory)
-    try:
-        yield treadmills
-    finally:
-        treadmills.close()
-
-
 def belt_kmh(console: ConsoleEmulator) -> tuple[float, float]:
     """The emulated belt: (its speed now, the speed it was set to)."""
     with console.treadmill_now() as treadmill:
         return treadmill.belt_kmh, treadmill.target_kmh
 
 
-def walks_backward_too_fast(mill: ConsoleTreadmill, console: ConsoleEmulator) -> float:
-    """A backward session begun at 1 km/h, then the walker presses the console's speed-up
-    to FAST_KMH (the belt gets there at the console's pace). Returns the epoch before."""
+def walks_backward_too_fast(
+    runs: Treadmills, console: ConsoleEmulator
+) -> tuple[ConsoleTreadmill, float]:
+    """A run of the daemon with soft stops through `console`: a backward session begun at
+    1 km/h, then the walker presses the console's speed-up to FAST_KMH (the belt gets there
+    at the console's pace). Returns the run and the epoch before the session."""
+    mill = runs.start(console, SOFT)
     since = start_backward(mill, console)
     console.set_target_kmh(FAST_KMH)
-    return since
+    return mill, since
 
 
 def kinds(mill: ConsoleTreadmill, since: float) -> list[str]:
@@ -60,12 +56,33 @@ def kinds(mill: ConsoleTreadmill, since: float) -> list[str]:
     return [kind for kind, _, _ in mill.events(*wanted, since=since)]
 
 
+@dataclass(frozen=True)
+class RelayAfterAsking:
+    """How a console that would not slow the belt ended in the relay's stop, from the
+    history: the stop's `soft` ("ignored", "refused"), why the console is now marked as
+    ignoring SetSpeed, and the seconds from asking it to the stop."""
+
+    soft: str
+    why: str
+    asked_to_stop_s: float
+
+
+def relay_after_asking(mill: ConsoleTreadmill, since: float) -> RelayAfterAsking:
+    """Once `mill` is stopped: its enforcement since epoch `since` went warning, SetSpeed
+    asked, the console marked as ignoring it, the relay's stop, each once."""
+    assert kinds(mill, since) == ["overspeed_warning", "slowdown_asked", "console_ignores_speed",
+                                  "enforced_stop"]  # fmt: skip
+    ((_, asked_t, _),) = mill.events("slowdown_asked")
+    ((_, stop_t, stop),) = mill.events("enforced_stop")
+    ((_, _, ignores),) = mill.events("console_ignores_speed")
+    return RelayAfterAsking(stop["soft"], ignores["why"], stop_t - asked_t)
+
+
 def test_a_console_that_listens_slows_the_belt_to_the_cap_and_the_relay_stays_closed(
     console_emulator: StartConsole, runs: Treadmills
 ) -> None:
     console = console_emulator()
-    mill = runs.start(console, SOFT)
-    since = walks_backward_too_fast(mill, console)
+    mill, since = walks_backward_too_fast(runs, console)
     asking = mill.statuses_until(lambda s: s["slowing"], what="the console asked to slow")
     assert any(s["warning"] and s["warning"]["reason"] == "over the cap" for s in asking)
     # the console takes SetSpeed: the belt comes down to the cap at its own pace
@@ -92,30 +109,22 @@ def test_a_console_that_ignores_set_speed_gets_the_relay_and_is_remembered_after
     console_emulator: StartConsole, runs: Treadmills
 ) -> None:
     console = console_emulator(quirks=ConsoleQuirks(ignores_set_speed=True))
-    mill = runs.start(console, SOFT)
-    since = walks_backward_too_fast(mill, console)
+    mill, since = walks_backward_too_fast(runs, console)
     mill.wait_status(lambda s: s["slowing"], what="the console asked to slow")
     stopped = mill.wait_stopped()
     assert stopped["console_ignores_speed"] is True
     assert stopped["console"]["speed_answer"] == "accepted"  # it said yes, and did nothing
     runs.stop(mill)
-    assert kinds(mill, since) == ["overspeed_warning", "slowdown_asked", "console_ignores_speed",
-                                  "enforced_stop"]  # fmt: skip
-    ((_, asked_t, _),) = mill.events("slowdown_asked")
-    ((_, stop_t, stop),) = mill.events("enforced_stop")
-    ((_, _, ignores),) = mill.events("console_ignores_speed")
-    assert stop["soft"] == "ignored" and ignores["why"] == "the belt ran on"
+    relay = relay_after_asking(mill, since)
+    assert (relay.soft, relay.why) == ("ignored", "the belt ran on")
     # the relay waited out the console's whole window, and no more than the next tick
-    assert SOFT_WINDOW_S <= stop_t - asked_t < SOFT_WINDOW_S + 1.0
+    assert SOFT_WINDOW_S <= relay.asked_to_stop_s < SOFT_WINDOW_S + 1.0
 
     # The next day: the device restarts on the same history (long after that stop, so the
     # restart watch is over) and the next stop goes straight to the relay.
     history_moved_back(runs.db_path, A_DAY_S)
-    again = runs.start(console, SOFT)
-    assert again.wait_status(lambda s: s["speed_kmh"] is not None, what="a speed")[
-        "console_ignores_speed"
-    ]
-    since = walks_backward_too_fast(again, console)
+    again, since = walks_backward_too_fast(runs, console)
+    assert again.status()["console_ignores_speed"]  # read back from the history at start
     again.wait_stopped()
     runs.stop(again)
     assert kinds(again, since) == ["overspeed_warning", "enforced_stop"]
@@ -147,17 +156,12 @@ def test_a_console_that_refuses_set_speed_gets_the_relay_at_its_answer(
     console_emulator: StartConsole, runs: Treadmills
 ) -> None:
     console = console_emulator(quirks=ConsoleQuirks(rejects_set_speed=True))
-    mill = runs.start(console, SOFT)
-    since = walks_backward_too_fast(mill, console)
+    mill, since = walks_backward_too_fast(runs, console)
     stopped = mill.wait_stopped()
     assert stopped["console"]["speed_answer"] == "rejected"
     assert stopped["console_ignores_speed"] is True
     assert belt_kmh(console)[1] == 0.0  # the safety key stopped it; SetSpeed never did
     runs.stop(mill)
-    assert kinds(mill, since) == ["overspeed_warning", "slowdown_asked", "console_ignores_speed",
-                                  "enforced_stop"]  # fmt: skip
-    ((_, asked_t, _),) = mill.events("slowdown_asked")
-    ((_, stop_t, stop),) = mill.events("enforced_stop")
-    assert stop["soft"] == "refused"
-    assert mill.events("console_ignores_speed")[0][2]["why"] == "it refused SetSpeed"
-    assert stop_t - asked_t < SOFT_WINDOW_S  # at the console's answer, not the window's end
+    relay = relay_after_asking(mill, since)
+    assert (relay.soft, relay.why) == ("refused", "it refused SetSpeed")
+    assert relay.asked_to_stop_s < SOFT_WINDOW_S  # at the console's answer, not the window's end

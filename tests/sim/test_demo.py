@@ -9,18 +9,14 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from support.demo_process import REPO, Status, follow, start_demo
 from support.ports import free_port
 
-from device.ipc.client import DeviceClient, DeviceOffline
-
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 # The routine starts the belt at 2 s and presses START at 5 s; 8 s leaves room to see both.
@@ -32,15 +28,11 @@ def test_demo_walker_moves_the_belt_starts_a_session_and_the_demo_stops_cleanly(
 ) -> None:
     sock, db = socket_dir / "device.sock", tmp_path / "demo.db"
     port = free_port()
-    argv = [sys.executable, "-m", "device.cli", "demo", "--duration", str(DURATION_S)]
-    argv += ["--db", str(db), "--socket", str(sock), "--port", str(port)]
     out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        demo = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err)
+    demo = start_demo(tmp_path, sock, "--duration", str(DURATION_S), port=port)
     try:
-        seen = watch(DeviceClient(sock, timeout=2.0), demo, until=time.monotonic() + DURATION_S)
-        assert seen["top_speed_kmh"] > 0, seen
-        assert "running" in seen["states"], seen
+        seen = follow(sock, demo, until=moved_in_a_session, within_s=DURATION_S)
+        assert moved_in_a_session(seen), seen[-1:]
         # the dashboard serves the same treadmill
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as reply:
             assert json.load(reply)["state"] in ("running", "paused")
@@ -74,25 +66,9 @@ def test_demo_walker_moves_the_belt_starts_a_session_and_the_demo_stops_cleanly(
     assert moving >= 1  # the walker's belt, sampled once a second, is in the history
 
 
-def watch(client: DeviceClient, demo: subprocess.Popen, *, until: float) -> dict:
-    """Follow the demo's status stream until the deadline or until the belt has moved and a
-    session has started; return the top speed and the states seen."""
-    seen: dict = {"top_speed_kmh": 0.0, "states": set()}
-    stream = None
-    while time.monotonic() < until and demo.poll() is None:
-        if stream is None:
-            try:
-                stream = client.subscribe()
-            except DeviceOffline:  # the daemon is still starting
-                time.sleep(0.05)
-                continue
-        status = next(stream)
-        seen["top_speed_kmh"] = max(seen["top_speed_kmh"], status["speed_kmh"] or 0.0)
-        seen["states"].add(status["state"])
-        if seen["top_speed_kmh"] > 0 and "running" in seen["states"]:
-            break
-    client.close()
-    return seen
+def moved_in_a_session(statuses: list[Status]) -> bool:
+    """The belt has moved and a session has started (not necessarily at the same moment)."""
+    return any(s["speed_kmh"] for s in statuses) and any(s["state"] == "running" for s in statuses)
 
 
 def test_demo_with_a_history_path_it_cannot_create_exits_with_one_sentence(

@@ -8,61 +8,25 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.console import CsafeHost
-from support.ports import free_port
+from support.demo_process import REPO, follow, start_demo
 
 from device.core.console import ConsoleState
 from device.hardware.csafe_codec import set_speed
-from device.ipc.client import DeviceClient, DeviceOffline
 from device.sim.console_serve import ConsoleEmulator
 from device.sim.demo import ROUTINE
 from device.sim.demo_console import SOFT_STOP_STEPS, ConsoleBelt, with_soft_stop
 
-REPO = Path(__file__).resolve().parents[2]
 # The routine sets the console to 1 km/h at 2 s and presses START at 5 s.
 DURATION_S = 8.0
 # With --soft the walker goes over the cap at 12 s; 5 s of grace and the belt's slowing
 # later the console has slowed it. A deadline for a slow machine, not a measure.
 SOFT_WITHIN_S = 60.0
-
-
-def start_demo(tmp_path: Path, sock: Path, *args: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "device.cli", "demo", "--console", "csafe", *args]
-    argv += ["--db", str(tmp_path / "demo.db"), "--socket", str(sock)]
-    argv += ["--port", str(free_port())]
-    with open(tmp_path / "demo.out", "wb") as out, open(tmp_path / "demo.err", "wb") as err:
-        return subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err)
-
-
-def follow(sock: Path, demo: subprocess.Popen, *, until: Callable[[list[dict]], bool],
-           within_s: float) -> list[dict]:  # fmt: skip
-    """The daemon's statuses, as the dashboard streams them, until `until(statuses)`, the
-    demo's end, or the deadline."""
-    client = DeviceClient(sock, timeout=2.0)
-    seen: list[dict] = []
-    stream = None
-    deadline = time.monotonic() + within_s
-    try:
-        while time.monotonic() < deadline and demo.poll() is None and not until(seen):
-            if stream is None:
-                try:
-                    stream = client.subscribe()
-                except DeviceOffline:  # the daemon is still starting
-                    time.sleep(0.05)
-                    continue
-            try:
-                seen.append(next(stream))
-            except DeviceOffline:  # the demo's --duration ran out
-                break
-    finally:
-        client.close()
-    return seen
 
 
 def stop(demo: subprocess.Popen, tmp_path: Path) -> None:
@@ -77,7 +41,7 @@ def test_the_daemon_reads_the_emulated_console_belt_and_its_state(
     socket_dir: Path, tmp_path: Path
 ) -> None:
     sock = socket_dir / "device.sock"
-    demo = start_demo(tmp_path, sock, "--duration", str(DURATION_S))
+    demo = start_demo(tmp_path, sock, "--console", "csafe", "--duration", str(DURATION_S))
     try:
         statuses = follow(
             sock,
@@ -122,7 +86,9 @@ def test_with_soft_the_console_slows_the_belt_and_the_relay_stays_closed(
     socket_dir: Path, tmp_path: Path
 ) -> None:
     sock = socket_dir / "device.sock"
-    demo = start_demo(tmp_path, sock, "--soft", "--duration", str(SOFT_WITHIN_S))
+    demo = start_demo(
+        tmp_path, sock, "--console", "csafe", "--soft", "--duration", str(SOFT_WITHIN_S)
+    )
 
     def slowed(seen: list[dict]) -> bool:
         asked = [i for i, s in enumerate(seen) if s["slowing"]]

@@ -6,6 +6,9 @@ keeps, and the treadmill's side of the safety key (an open loop stops the belt).
     mill = runs.start(console, {"backward": {"grace_s": 1.0}})
     mill.wait_status(lambda s: s["speed_kmh"] == 1.0, what="1 km/h")
     runs.close()
+
+or the `runs` fixture, which closes them at the end of the test (a test file takes it with
+`runs = console_daemon.runs`, until tests/conftest.py offers it to every test file).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from gpiozero.pins.mock import MockFactory
 
 from device.config.load import config_from_mapping
@@ -229,3 +233,14 @@ class Treadmills:
         for stack in reversed(list(self._running.values())):
             stack.close()
         self._running.clear()
+
+
+@pytest.fixture
+def runs(socket_dir: Path, tmp_path: Path, mock_factory: MockFactory) -> Iterator[Treadmills]:
+    """Treadmills on this test's socket directory, history file and mock pins; every run
+    still going is stopped at the end of the test."""
+    treadmills = Treadmills(socket_dir, tmp_path, mock_factory)
+    try:
+        yield treadmills
+    finally:
+        treadmills.close()
