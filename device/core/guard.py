@@ -112,6 +112,7 @@ class Guard:
 
     def step(self, t: float, belt: Belt) -> Actions:
         actions = Actions()
+        self.soft.track(t, belt.speed_kmh)
         self._watch_sensor(t, belt.sensor, actions)
         self._close_pulse(t, belt, actions)
         self._release_held(t, belt, actions)

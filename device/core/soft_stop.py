@@ -32,9 +32,11 @@ from device.core.overspeed import REFILL_PER_S, Decision
 from device.core.sensor_trust import STOP_RATE_KMH_PER_S
 
 SOFT_WINDOW_S = 2.0  # the console's time to bring the belt under the line
-# Where the speed is the console's own word (it reports the speed it is set to, at once),
-# the belt is believed down only as long after the ask as it takes to slow at this rate, the
-# gentlest a console is assumed to slow a belt; a hall sensor measures it coming down.
+# Where the speed is the console's own word (it reports the speed it is set to, at once, up or
+# down), the belt is taken to slow no faster than this, the gentlest a console is assumed to
+# slow a belt: the fastest it may still run is the highest word since, less this rate since
+# then, and it is believed down only as long after the ask as it takes to slow from there. A
+# hall sensor measures the belt itself.
 REPORTED_SLOWING_KMH_PER_S = 1.0
 # A belt this much slower at the end of the window than when asked was obeying, only slowly.
 SLOWING_KMH = 0.5
@@ -105,6 +107,7 @@ class SoftStops:
         self._over_s = 0.0  # ... the time over its line since
         self._last_t: float | None = None
         self._asked_at: float | None = None  # the last SetSpeed
+        self._word: tuple[float, float] | None = None  # the console's highest recent word
 
     def rested(self, t: float, *, rest_s: float) -> bool:
         """Whether `rest_s` have passed since the last soft stop was asked (or none was)."""
@@ -115,6 +118,29 @@ class SoftStops:
         """A soft stop is under way, or one just worked and its warning is not over: no
         second one is asked; the relay does what is left."""
         return self.pending is not None or self._slowed_line is not None
+
+    def track(self, t: float, speed_kmh: float | None) -> None:
+        """The speed the guard sees, each step: where it is the console's word, the fastest
+        the belt may still run is remembered (`fastest`). An unknown speed keeps the memory:
+        it still fades at the gentlest slowing."""
+        if speed_kmh is None:
+            return
+        before = self._belt_may_run(t)
+        if before is None or speed_kmh >= before:
+            self._word = (t, speed_kmh)
+
+    def fastest(self, t: float, speed_kmh: float, config: Config) -> float:
+        """The fastest the belt may be running at t, given the speed the guard sees: that
+        speed itself when it is measured, else also what the console said lately, slowed at
+        REPORTED_SLOWING_KMH_PER_S since."""
+        may_run = None if _measured(config) else self._belt_may_run(t)
+        return speed_kmh if may_run is None else max(speed_kmh, may_run)
+
+    def _belt_may_run(self, t: float) -> float | None:
+        if self._word is None:
+            return None
+        said_at, kmh = self._word
+        return kmh - REPORTED_SLOWING_KMH_PER_S * max(0.0, t - said_at)
 
     def may_ask(self, t: float, config: Config, *, speed_kmh: float | None, cap_kmh: float) -> bool:
         """Whether the grace running out now may ask the console first: soft = "csafe", a
@@ -127,7 +153,11 @@ class SoftStops:
             and not (self.ignored or self.busy)
             and self.rested(t, rest_s=b.grace_s / REFILL_PER_S)
             and speed_kmh is not None
-            and slowing_s(speed_kmh, cap_kmh + b.tolerance_kmh, measured=_measured(config))
+            and slowing_s(
+                self.fastest(t, speed_kmh, config),
+                cap_kmh + b.tolerance_kmh,
+                measured=_measured(config),
+            )
             <= SOFT_WINDOW_S
         )
 
@@ -137,9 +167,9 @@ class SoftStops:
         ask as the belt takes to slow; a hall sensor's at once."""
         cap = decision.cap_kmh or 0.0
         line_kmh = cap + config.backward.tolerance_kmh
-        measured = _measured(config)
-        down_from = t if measured else t + slowing_s(speed_kmh, line_kmh, measured=False)
-        self.pending = SlowDown(t, cap, line_kmh, speed_kmh, down_from)
+        fastest = self.fastest(t, speed_kmh, config)
+        down_from = t if _measured(config) else t + slowing_s(fastest, line_kmh, measured=False)
+        self.pending = SlowDown(t, cap, line_kmh, fastest, down_from)
         self._asked_at = t
         self.last_answer = None
         details = {

@@ -8,7 +8,8 @@ tables in time order, each with `at` (seconds) and one action:
     belt_kmh = 2.5                  (the belt's set speed from then on; optional jitter_pct,
                                      ripple_pct and ripple_hz for foot strikes; abrupt = true
                                      jumps to it instead of changing at the console's rate)
-    sensor = "lost" | "ok"          (unplug or re-plug the speed sensor)
+    sensor = "lost" | "ok"          (unplug or re-plug the speed sensor; a console's speed
+                                     readings stop, its states and answers still come)
     check_sensor = "lost" | "ok"    (the same for the check sensor, [sensor.check])
     reload = true | {table}         (the daemon reloads its config: the same, or with these
                                      overrides on the scenario's [config])
@@ -16,6 +17,14 @@ tables in time order, each with `at` (seconds) and one action:
                                      belt stands, no session is open, and virtual time jumps
                                      over them; the next step comes `at` or after the skip)
     command = "start" | "pause" | "resume" | "end" | "forward" | "backward"  (the dashboard)
+    console = "honours" | "ignores" | "rejects" | "unplugged"
+                                    (a CSAFE console, [sensor] or [sensor.check] kind = "csafe":
+                                     what it does with SetSpeed from then on; "honours" until
+                                     told otherwise; unplugged: no readings, states or answers)
+    console_state = "in use" | "paused" | "finished" | ...  (the console's machine state, as
+                                     its status byte says it: a member pressed Go, Pause, End)
+    console_fast_pct = 5            (the console reads this many percent fast from then on:
+                                     consoles commonly do by 2.5-6 %; negative reads slow)
     end = true                      (the scenario stops; an open session ends as shutdown)
 """
 
@@ -26,13 +35,32 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from device.core.console import ConsoleState
 from device.errors import RetrotreadError
 
-ACTIONS = ("press", "belt_kmh", "sensor", "check_sensor", "command", "reload", "skip", "end")
+ACTIONS = (
+    "press",
+    "belt_kmh",
+    "sensor",
+    "check_sensor",
+    "command",
+    "reload",
+    "skip",
+    "console",
+    "console_state",
+    "console_fast_pct",
+    "end",
+)
+# the actions only a scenario with a CSAFE console can take
+CONSOLE_ACTIONS = ("console", "console_state", "console_fast_pct")
 PRESS_HOLD_S = 0.2  # a short press: a finger down and up again
 BUTTONS = ("start", "direction")
 SENSOR_STATES = ("lost", "ok")
 COMMANDS = ("start", "pause", "resume", "end", "forward", "backward")
+# What a simulated console does with SetSpeed: sets its belt to it, takes it and leaves the
+# belt as it is, refuses it (its next answer says so), or nothing at all (the cable is out).
+CONSOLE_BEHAVIOURS = ("honours", "ignores", "rejects", "unplugged")
+CONSOLE_STATES = tuple(state.value for state in ConsoleState)
 STEP_KEYS = {"at", "hold", "jitter_pct", "ripple_pct", "ripple_hz", "abrupt", *ACTIONS}
 
 
@@ -108,6 +136,10 @@ def _number(raw: dict, key: str, where: str, *, low: float, high: float, default
     return float(value)
 
 
+def _quoted(options: tuple[str, ...]) -> str:
+    return ", ".join(f'"{option}"' for option in options)
+
+
 def _parse_step(raw: Any, number: int, source: str) -> Step:
     where = f"{source}: step {number}"
     if not isinstance(raw, dict):
@@ -140,6 +172,12 @@ def _parse_step(raw: Any, number: int, source: str) -> Step:
         raise ScenarioError(f"{where}: abrupt must be true or false.")
     if action == "command" and value not in COMMANDS:
         raise ScenarioError(f"{where}: command must be one of {', '.join(COMMANDS)}.")
+    if action == "console" and value not in CONSOLE_BEHAVIOURS:
+        raise ScenarioError(f"{where}: console must be one of {_quoted(CONSOLE_BEHAVIOURS)}.")
+    if action == "console_state" and value not in CONSOLE_STATES:
+        raise ScenarioError(f"{where}: console_state must be one of {_quoted(CONSOLE_STATES)}.")
+    if action == "console_fast_pct":
+        value = _number(raw, "console_fast_pct", where, low=-20, high=20, default=0)
     if action == "end" and value is not True:
         raise ScenarioError(f"{where}: end must be true.")
     return Step(

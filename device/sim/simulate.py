@@ -3,6 +3,13 @@ Controller and Recorder the daemon uses, and print one JSON report.
 
 Virtual time makes a 30-minute scenario run in well under two seconds and makes every run
 of the same file give the same report, which is what the scenario tests rely on.
+
+A CSAFE console ([sensor] or [sensor.check] kind = "csafe") is simulated as the link sees
+one: polled at 5 Hz, it reports the speed it is set to (the belt's target, not the belt:
+consoles do not measure the belt), reading `console_fast_pct` fast, and its machine state on
+each change; SetSpeed (Output.CONSOLE_SPEED) is honoured at the belt's own rate, taken and
+ignored, or refused, and its fate comes back with the answer to the next poll. The trace
+then has a `console_kmh` column: what the console reports (None when it reaches nobody).
 """
 
 from __future__ import annotations
@@ -17,18 +24,24 @@ from typing import Any
 
 from device.config.kinds import ConfigError
 from device.config.load import config_from_mapping, merge_overrides
-from device.config.model import Config
-from device.core.controller import CommandRefused
+from device.config.model import Config, SensorKind
+from device.core.console import ConsoleState, SpeedAnswer
+from device.core.controller import CommandRefused, Controller
 from device.core.modes import Mode
 from device.core.signals import RelayState
-from device.core.tick import TickResult
+from device.core.tick import Output, TickResult
 from device.history.recorder import Recorder, load_controller
 from device.history.store import Store, StoreError
 from device.sim.belt import SimulatedBelt
-from device.sim.scenario import Scenario, ScenarioError, Step, load_scenario
+from device.sim.scenario import CONSOLE_ACTIONS, Scenario, ScenarioError, Step, load_scenario
 
 TICK_S = 0.1  # the daemon's tick loop runs at 10 Hz; so does virtual time
 SERIAL_EVERY_S = 0.5  # a serial bridge reports about twice a second
+CONSOLE_EVERY_S = 0.2  # the CSAFE link polls the console at 5 Hz
+# SetSpeed goes out at the next poll; the answer to the poll after it tells its fate
+ANSWER_AFTER_S = 0.3
+_ANSWERS = {"honours": SpeedAnswer.ACCEPTED, "ignores": SpeedAnswer.ACCEPTED,
+            "rejects": SpeedAnswer.REJECTED}  # fmt: skip
 
 
 @dataclass
@@ -68,6 +81,62 @@ class Report:
         return report if self.trace is None else {**report, "trace": self.trace}
 
 
+class SimulatedConsole:
+    """A gym treadmill's CSAFE console as the device's link sees it, in the role `role`
+    ("primary": the speed source; "check": it checks the hall sensor)."""
+
+    def __init__(self, role: str):
+        self.role = role
+        self.behaviour = "honours"  # what it does with SetSpeed; "unplugged": nothing at all
+        self.fast_pct = 0.0  # how far fast it reads
+        self.state = ConsoleState.READY
+        self._told: ConsoleState | None = None  # the state the link last reported
+        self._next_poll = 0.0
+        self._answers: list[tuple[float, SpeedAnswer]] = []  # (when it arrives, the fate)
+
+    @property
+    def plugged(self) -> bool:
+        return self.behaviour != "unplugged"
+
+    def reports_kmh(self, belt: SimulatedBelt) -> float:
+        """What it says the belt runs at: the speed it is set to, in its own calibration."""
+        return round(belt.set_kmh * (1 + self.fast_pct / 100), 2)
+
+    def poll(self, t: float, belt: SimulatedBelt, controller: Controller, *, read: bool) -> None:
+        """The link's polls up to t: answers due, the state on a change, the speed every
+        CONSOLE_EVERY_S (`read`: the speed channel's cable is in)."""
+        if not self.plugged:
+            self._answers.clear()  # the frames after SetSpeed never come back
+            return
+        for answer in [a for a in self._answers if a[0] <= t + 1e-9]:
+            self._answers.remove(answer)
+            controller.console_answered(answer[0], answer[1])
+        if t + 1e-9 < self._next_poll:
+            return
+        self._next_poll = round(t + CONSOLE_EVERY_S, 6)
+        if self.state is not self._told:
+            self._told = self.state
+            controller.console_changed(t, self.state)
+        if read and self.role == "primary":
+            controller.speed_reading(t, self.reports_kmh(belt))
+        elif read:
+            controller.console_reading(t, self.reports_kmh(belt))
+
+    def set_speed(self, t: float, kmh: float, belt: SimulatedBelt) -> None:
+        """SetSpeed arrived: the belt follows at its own rate (a console that honours it sets
+        its own figure to `kmh`, so a console reading fast sets the belt a little under)."""
+        if not self.plugged:
+            return
+        self._answers.append((round(t + ANSWER_AFTER_S, 6), _ANSWERS[self.behaviour]))
+        if self.behaviour == "honours" and not belt.loop_open:
+            belt.set_speed(
+                kmh / (1 + self.fast_pct / 100),
+                jitter_pct=belt.jitter_pct,
+                ripple_pct=belt.ripple_pct,
+                ripple_hz=belt.ripple_hz,
+            )
+
+
 class Simulation:
     """A treadmill, its walker's hands and the device's core objects, in virtual time."""
 
@@ -85,11 +154,18 @@ class Simulation:
         self.wall0 = float(int(time.time())) if wall0 is None else wall0
         self.controller = load_controller(store, self.config, t=0.0, wall0=self.wall0)
         self.recorder = Recorder(store, self.config, wall0=self.wall0, mono0=0.0)
-        check = self.config.sensor.check
+        sensor, check = self.config.sensor, self.config.sensor.check
+        hall_check = check is not None and check.kind == SensorKind.HALL
         self.belt = SimulatedBelt(
-            self.config.sensor.meters_per_pulse,
-            check_meters_per_pulse=None if check is None else check.meters_per_pulse,
+            sensor.meters_per_pulse,
+            check_meters_per_pulse=check.meters_per_pulse if check and hall_check else None,
         )
+        self.console: SimulatedConsole | None = None
+        if sensor.kind == SensorKind.CSAFE:
+            self.console = SimulatedConsole("primary")
+        elif check is not None and not hall_check:
+            self.console = SimulatedConsole("check")
+        _needs_console(scenario, self.console)
         self.sensor_lost = False
         self.check_lost = False
         self.report = Report(trace=[] if trace else None)
@@ -147,12 +223,16 @@ class Simulation:
         if not self.check_lost:
             for pulse_t in checked:
                 self.controller.check_pulse(pulse_t)
+        console = self.console
+        if console is not None:
+            lost = self.sensor_lost if console.role == "primary" else self.check_lost
+            console.poll(t, self.belt, self.controller, read=not lost)
         if self.sensor_lost:
             return
         if self.controller.uses_pulses:
             for pulse_t in pulses:
                 self.controller.pulse(pulse_t)
-        elif t >= self._next_reading:
+        elif console is None and t >= self._next_reading:  # a console's own polls are above
             self.controller.speed_reading(t, round(self.belt.speed_kmh(t), 2))
             self._next_reading = t + SERIAL_EVERY_S
 
@@ -183,6 +263,12 @@ class Simulation:
             self.controller.reconfigure(t, config)
         elif step.action == "command":
             self._command(t, step.value)
+        elif self.console is not None and step.action == "console":
+            self.console.behaviour = step.value
+        elif self.console is not None and step.action == "console_state":
+            self.console.state = ConsoleState(step.value)
+        elif self.console is not None and step.action == "console_fast_pct":
+            self.console.fast_pct = step.value
 
     def _command(self, t: float, value: str) -> None:
 
@@ -203,7 +289,7 @@ class Simulation:
         """What the belt truly did at this tick beside what the device believed."""
         controller = self.controller
         speed, limit = controller.speed_kmh(t), controller.guard.limit
-        return {
+        row = {
             "t": t,
             "belt_kmh": round(self.belt.speed_kmh(t), 3),
             "belt_m": round(self.belt.travel_m, 3),
@@ -214,6 +300,12 @@ class Simulation:
             "relay": controller.guard.relay.value,
             "sensor": controller.sensor.verdict.state.value,
         }
+        console = self.console
+        if console is None:
+            return row
+        lost = self.sensor_lost if console.role == "primary" else self.check_lost
+        heard = console.plugged and not lost
+        return {**row, "console_kmh": console.reports_kmh(self.belt) if heard else None}
 
     def _record(self, result: TickResult) -> None:
         for change in result.outputs:
@@ -221,8 +313,22 @@ class Simulation:
                 self.belt.key_pulled()
             elif change.name == "relay":
                 self.belt.key_back()
+            elif change.name is Output.CONSOLE_SPEED and self.console is not None:
+                self.console.set_speed(change.t, float(change.state), self.belt)
         self.recorder.record(result)
         self.report.add(result)
+
+
+def _needs_console(scenario: Scenario, console: SimulatedConsole | None) -> None:
+    """A console step on a treadmill with no console is a mistake in the scenario."""
+    if console is not None:
+        return
+    for step in scenario.steps:
+        if step.action in CONSOLE_ACTIONS:
+            raise ScenarioError(
+                f"step at {step.at:g} s: {step.action} needs a CSAFE console; set [sensor] kind "
+                'or [sensor.check] kind to "csafe" in [config].'
+            )
 
 
 def simulate_main(scenario_path: str, *, db: str | None = None, trace: bool = False) -> int:

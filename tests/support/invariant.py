@@ -43,6 +43,26 @@ device says of itself:
   last working channel dies with the belt, or what its edges showed of it, under
   OBSERVABLE_KMH until a channel works again, nothing is judged. A sensor that dies at a
   speed its edges showed is judged throughout, before and after any stop it causes.
+  A CSAFE console (in either role) is a channel of its own: it says the belt moves for as
+  long as it is set to, and a console that stops answering is a fault. So with a console
+  nothing is ever blind.
+
+The soft stop ([enforce] soft = "csafe", device/core/soft_stop.py) buys time, and the docs say
+how much: SOFT_WINDOW_S for the console to bring the belt down, and SPED_UP_FOR_S more if the
+walker pushes it back up, once per refill of the budget. It is asked only for a belt that can
+be under the line within SOFT_WINDOW_S (at 2 km/h per s measured by a hall sensor, at 1 km/h
+per s on a console's own word; further over, the relay at once), and a console's word under
+the line is believed only as long after the ask as that slowing takes, which is inside the
+window by construction: so the extra stays SOFT_WINDOW_S + SPED_UP_FOR_S, with no term for a
+belief delay. Whether the truth keeps to it (the belt may be faster than the console says) is
+what the judgement checks, never assumed. So a run-over that holds a soft stop
+(an event "slowdown_asked" from RUN_SLACK_S before it begins to its end) is judged against
+its allowance + SOFT_EXTRA_S + RUN_SLACK_S, and a 60 s window against 2 x its allowance +
+WINDOW_SLACK_S + SOFT_EXTRA_S per soft stop in it. Using the device's own events for the
+extra is safe only if the device asks no more often than the rules allow, so that is judged
+too (`soft_breaches`): a soft stop only while soft = "csafe" is in force, never within
+RESTART_WATCH_S of an enforced stop, never after the console was found to ignore SetSpeed,
+and at most one per refill of the budget (grace / REFILL_PER_S, the grace in force then).
 """
 
 from __future__ import annotations
@@ -56,6 +76,7 @@ from device.config.load import config_from_mapping, merge_overrides
 from device.config.model import Config
 from device.core.guard import RELEASE_AFTER_S, RESTART_WATCH_S
 from device.core.overspeed import REFILL_PER_S
+from device.core.soft_stop import SOFT_WINDOW_S, SPED_UP_FOR_S
 from device.core.speed import KMH_PER_MPS
 from device.history.store import Store
 from device.sim.scenario import Scenario, parse_scenario
@@ -74,6 +95,9 @@ RELEASE_EARLY_S = 0.5
 # (device/core/sensor_trust.py suspicion_floor_kmh: 2.66 km/h at 0.157 m per pulse).
 OBSERVABLE_KMH = 3.5
 LEGIT_MARGIN_KMH = 0.1  # a walker "at the cap" on the truth: its 3 s mean within this
+# What a soft stop may add to a run-over: the console's window, and the walker pushing back up.
+SOFT_EXTRA_S = SOFT_WINDOW_S + SPED_UP_FOR_S
+TICK_S = 0.1  # the simulator's tick: a soft stop's rest is judged to within one
 
 T = TypeVar("T")
 
@@ -87,14 +111,15 @@ class Rules:
     grace_s: float
     start_cap_kmh: float
     without_session: str
+    soft: str = "none"  # [enforce] soft
 
 
 def rules_over_time(config: Config, scenario: Scenario) -> list[Rules]:
     """The rules at the start and after every reload step, merged as the simulator merges."""
 
     def rules(t: float, c: Config) -> Rules:
-        b = c.backward
-        return Rules(t, b.tolerance_kmh, b.grace_s, b.start_cap_kmh, c.enforce.without_session)
+        b, e = c.backward, c.enforce
+        return Rules(t, b.tolerance_kmh, b.grace_s, b.start_cap_kmh, e.without_session, e.soft)
 
     timeline = [rules(0.0, config)]
     for step in scenario.steps:
@@ -279,6 +304,8 @@ class Judgement:
     # the fullest window across stops too: what restarts after stops add up to (no bound)
     across_stops: RunOver | None = None
     judged_s: float = 0.0  # seconds of trace judged (not blind, not unguarded)
+    soft_asks: list[float] = field(default_factory=list)  # each "slowdown_asked"
+    soft_breaches: list[str] = field(default_factory=list)  # soft stops the rules forbid
 
     @property
     def longest(self) -> RunOver | None:
@@ -292,7 +319,7 @@ class Judgement:
         said = [f"run-over of {r.describe()}" for r in self.runs if r.excess_s > 1e-9]
         said += [f"60 s window with {w.describe()}" for w in self.windows if w.excess_s > 1e-9]
         said += [f"run-over from t = {t:g} s not warned within 1 s" for t in self.late_warnings]
-        return said
+        return said + self.soft_breaches
 
     @property
     def holds(self) -> bool:
@@ -315,7 +342,8 @@ def judge(
     stops = enforced_stops(events)
     skip = left_out or [False] * len(trace)
     free = unguarded or [False] * len(trace)
-    verdict = Judgement(stops=stops)
+    asks = _times(events, "slowdown_asked")
+    verdict = Judgement(stops=stops, soft_asks=asks, soft_breaches=soft_breaches(events, timeline))
     stretch_rows: dict[int, list[int]] = {}
     run: list[int] = []
     for i, row in enumerate(trace):
@@ -323,7 +351,7 @@ def judge(
         counted = over[i] and not skip[i] and not free[i]
         verdict.judged_s += 0.0 if skip[i] or free[i] else dts[i]
         if run and (not counted or stretch != run[0]):
-            verdict.runs.append(_run(trace, dts, run[1:], timeline))
+            verdict.runs.append(_run(trace, dts, run[1:], timeline, asks))
             run = []
         if counted:
             run = run or [stretch]
@@ -333,22 +361,31 @@ def judge(
         if over[i] and free[i] and not skip[i] and begins and not _warned(events, row["t"]):
             verdict.late_warnings.append(row["t"])
     if run:
-        verdict.runs.append(_run(trace, dts, run[1:], timeline))
+        verdict.runs.append(_run(trace, dts, run[1:], timeline, asks))
     for rows in stretch_rows.values():
-        verdict.windows.append(_fullest_window(trace, dts, rows, timeline))
+        verdict.windows.append(_fullest_window(trace, dts, rows, timeline, asks))
     if stretch_rows:
         every = sorted(i for rows in stretch_rows.values() for i in rows)
-        verdict.across_stops = _fullest_window(trace, dts, every, timeline)
+        verdict.across_stops = _fullest_window(trace, dts, every, timeline, asks)
     return verdict
 
 
-def _run(trace, dts, rows: list[int], timeline: list[Rules]) -> RunOver:
-    start = trace[rows[0]]["t"]
+def _soft_within(asks: list[float], start: float, end: float) -> int:
+    """The soft stops asked from RUN_SLACK_S before `start` (the device's view may lead the
+    truth's by that much) up to `end`."""
+    return sum(start - RUN_SLACK_S - 1e-9 <= t <= end + 1e-9 for t in asks)
+
+
+def _run(trace, dts, rows: list[int], timeline: list[Rules], asks: list[float]) -> RunOver:
+    start, end = trace[rows[0]]["t"], trace[rows[-1]]["t"]
     seconds = sum(dts[i] for i in rows)
-    return RunOver(start, round(seconds, 3), allowance_s(timeline, start) + RUN_SLACK_S)
+    soft = SOFT_EXTRA_S * _soft_within(asks, start, end)
+    return RunOver(start, round(seconds, 3), allowance_s(timeline, start) + soft + RUN_SLACK_S)
 
 
-def _fullest_window(trace, dts, rows: list[int], timeline: list[Rules]) -> RunOver:
+def _fullest_window(
+    trace, dts, rows: list[int], timeline: list[Rules], asks: list[float]
+) -> RunOver:
     """The 60 s window, starting at a run-over row, whose run-over is furthest over its bound."""
     worst: RunOver | None = None
     total, end = 0.0, 0
@@ -357,12 +394,38 @@ def _fullest_window(trace, dts, rows: list[int], timeline: list[Rules]) -> RunOv
         while end < len(rows) and trace[rows[end]]["t"] < start + WINDOW_S - 1e-9:
             total += dts[rows[end]]
             end += 1
-        window = RunOver(start, round(total, 3), 2 * allowance_s(timeline, start) + WINDOW_SLACK_S)
+        soft = SOFT_EXTRA_S * _soft_within(asks, start, start + WINDOW_S)
+        allowed = 2 * allowance_s(timeline, start) + soft + WINDOW_SLACK_S
+        window = RunOver(start, round(total, 3), allowed)
         if worst is None or window.excess_s > worst.excess_s:
             worst = window
         total -= dts[rows[k]]
     assert worst is not None
     return worst
+
+
+def soft_breaches(events: list[dict[str, Any]], timeline: list[Rules]) -> list[str]:
+    """Soft stops the rules do not grant: with soft = "none" in force, within RESTART_WATCH_S
+    of an enforced stop, after the console was found to ignore SetSpeed, or sooner after the
+    last one than a spent budget takes to refill (grace / REFILL_PER_S, the grace in force)."""
+    said = []
+    stops = enforced_stops(events)
+    ignored = _times(events, "console_ignores_speed")
+    last: float | None = None
+    for t in _times(events, "slowdown_asked"):
+        rules = _in_force(timeline, t)
+        stopped = _last(stops, t)
+        if rules.soft != "csafe":
+            said.append(f'soft stop at t = {t:g} s with soft = "{rules.soft}"')
+        if stopped is not None and t - stopped < RESTART_WATCH_S:
+            said.append(f"soft stop at t = {t:g} s, {t - stopped:.1f} s after an enforced stop")
+        if ignored and ignored[0] < t:
+            said.append(f"soft stop at t = {t:g} s to a console that ignored SetSpeed")
+        rest_s = rules.grace_s / REFILL_PER_S
+        if last is not None and t - last < rest_s - TICK_S:
+            said.append(f"soft stop at t = {t:g} s, {t - last:.1f} s after the last one")
+        last = t
+    return said
 
 
 def _warned(events: list[dict[str, Any]], t: float) -> bool:
@@ -404,15 +467,23 @@ def run_story(data: dict[str, Any]) -> Run:
     scenario = parse_scenario(data, source="story")
     config = config_from_mapping(scenario.config, source="story [config]")
     report = Simulation(scenario, Store(":memory:"), config=config, trace=True).run().as_dict()
+    return Run(scenario, config, report, judge_report(scenario, config, report))
+
+
+def judge_report(scenario: Scenario, config: Config, report: dict[str, Any]) -> Judgement:
+    """The truth's judgement of a report `retrotread simulate --trace` printed for `scenario`
+    (whose [config] gave `config`)."""
     trace, events = report["trace"], report["events"]
     timeline = rules_over_time(config, scenario)
     pulse_m = {"hall": config.sensor.meters_per_pulse}
     if config.sensor.check is not None:
         pulse_m["check"] = config.sensor.check.meters_per_pulse
-    blind = blind_rows(trace, scenario, meters_per_pulse=pulse_m)
+    if config.sensor.console is not None:  # a console sees the belt while it answers at all
+        blind = [False] * len(trace)
+    else:
+        blind = blind_rows(trace, scenario, meters_per_pulse=pulse_m)
     unguarded = unguarded_rows(trace, events, timeline, blind)
-    judgement = judge(trace, events, timeline, left_out=blind, unguarded=unguarded)
-    return Run(scenario, config, report, judgement)
+    return judge(trace, events, timeline, left_out=blind, unguarded=unguarded)
 
 
 def as_toml(data: dict[str, Any]) -> str:
