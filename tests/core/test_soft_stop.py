@@ -1,8 +1,9 @@
-"""The soft stop on its own (device/core/soft_stop.py), then through the guard: when the grace
-runs out with [enforce] soft = "csafe", the console is sent SetSpeed to the cap and has
-SOFT_WINDOW_S (2 s) to bring the belt under the cap + tolerance; the relay follows if it has
-not, at once if the console refuses or the speed is unknown, and once the belt has been over
-the line again for SPED_UP_FOR_S (1 s) in all after a soft stop that worked.
+"""The soft stop on its own (device/core/soft_stop.py): when the grace runs out with [enforce]
+soft = "csafe", the console is sent SetSpeed to the cap and has SOFT_WINDOW_S (2 s) to bring
+the belt under the cap + tolerance; the relay follows if it has not, at once if the console
+refuses or the speed is unknown, and once the belt has been over the line again for
+SPED_UP_FOR_S (1 s) in all after a soft stop that worked. Through the guard:
+test_soft_stop_guard.py.
 
 It is asked only for a belt that can be under the line within the window: (speed - line) /
 rate <= 2 s, at 2 km/h per s (the quickest ordinary stop) where a hall sensor measures the
@@ -10,7 +11,7 @@ belt, at 1 km/h per s (the gentlest slowing a console is assumed to make) where 
 the console's own word; a belt further over gets the relay at once. And a console's word
 under the line is believed only once the belt could have slowed there at that gentle rate:
 a console reports the speed it is set to, not the belt. Time and the belt are given by the
-test; ticks come at 10 Hz unless a test says otherwise.
+test.
 """
 
 from __future__ import annotations
@@ -20,17 +21,26 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.soft_stops import (
+    CAP,
+    FAST,
+    HALL,
+    LINE,
+    MEASURED,
+    REPORTED,
+    REST_S,
+    WORD,
+    asked,
+    out_of_grace,
+    soft_config,
+)
 from support.ticking import tick_times
 
 from device.config.load import config_from_mapping
 from device.config.model import Config
 from device.core.console import SpeedAnswer
 from device.core.events import EventKind
-from device.core.guard import RELEASE_AFTER_S, RESTART_WATCH_S, Actions, Belt, Guard
-from device.core.modes import Mode, SessionState
-from device.core.overspeed import REFILL_PER_S, Decision, Verdict
 from device.core.sensor_trust import STOP_RATE_KMH_PER_S
-from device.core.signals import RelayState
 from device.core.soft_stop import (
     IGNORING,
     REPORTED_SLOWING_KMH_PER_S,
@@ -42,36 +52,6 @@ from device.core.soft_stop import (
     SoftOutcome,
     SoftStops,
 )
-
-CAP, LINE, GRACE_S = 2.0, 2.3, 5.0  # the built-in start cap, + tolerance, and grace
-FAST = 4.0  # over the line, near enough it for either speed source to be asked
-REST_S = GRACE_S / REFILL_PER_S  # a soft stop is granted once per refill: 150 s
-CONSOLE = {"kind": "csafe", "url": "loop://"}
-# The speed the guard sees: measured on the belt by a hall sensor (the console checks it), or
-# the console's own word (the console is the speed source: it says the speed it is set to).
-MEASURED, REPORTED = {"check": CONSOLE}, CONSOLE
-
-
-def soft_config(sensor: dict[str, Any] = MEASURED, **enforce: Any) -> Config:
-    return config_from_mapping({"sensor": sensor, "enforce": {"soft": "csafe", **enforce}})
-
-
-HALL, WORD = soft_config(MEASURED), soft_config(REPORTED)
-
-
-def asked(at: float = 10.0, *, from_kmh: float | None = FAST, down_from: float | None = None):
-    """SetSpeed sent at `at`; a speed under the line believed from `down_from` (a hall
-    sensor's at once)."""
-    return SlowDown(at, CAP, LINE, from_kmh, at if down_from is None else down_from)
-
-
-def out_of_grace(speed_kmh: float = FAST) -> Decision:
-    """The watch's word at the tick the budget ran out."""
-    return Decision(
-        Verdict.ENFORCED, speed_kmh, CAP, seconds_left=0.0, reason="over the cap", over=True,
-        scope="session", enforce=True,
-    )  # fmt: skip
-
 
 # ---- one SetSpeed and what the belt did since ----------------------------------------------------
 
@@ -372,183 +352,3 @@ def test_the_relay_cutting_the_belt_clears_whatever_soft_was_under_way():
     soft.cleared()
     assert not soft.busy
     assert soft.follow(12.0, FAST, guarded=True, warning=True) == (None, [])
-
-
-# ---- through the guard -------------------------------------------------------------------------
-
-
-def soft_guard(sensor: dict[str, Any] = REPORTED, **enforce: Any) -> Guard:
-    return Guard(soft_config(sensor, **enforce))
-
-
-def belt(
-    speed: float | None, mode: Mode = Mode.BACKWARD, state: SessionState = SessionState.RUNNING
-) -> Belt:
-    """A session at the start cap (None: no session), the display and the 3 s mean both at
-    `speed`."""
-    cap = CAP if mode is Mode.BACKWARD and state is not SessionState.IDLE else None
-    return Belt(mode, state, cap, speed, speed)
-
-
-def steps(guard: Guard, start: float, end: float, speed: float | None, **told) -> list[Actions]:
-    return [guard.step(t, belt(speed, **told)) for t in tick_times(start, end)]
-
-
-def kinds(actions: list[Actions]) -> list[tuple[float, EventKind]]:
-    return [(e.t, e.kind) for a in actions for e in a.events]
-
-
-def relays(actions: list[Actions]) -> list[RelayState]:
-    return [a.relay for a in actions if a.relay is not None]
-
-
-def over_the_grace(guard: Guard, start: float = 0.0, speed: float = FAST) -> list[Actions]:
-    """The belt at `speed` from `start` until the tick the budget runs out (5 s later)."""
-    return steps(guard, start, start + GRACE_S, speed)
-
-
-def test_the_grace_running_out_asks_the_console_for_the_cap_not_the_relay():
-    guard = soft_guard()
-    actions = over_the_grace(guard)
-    assert kinds(actions) == [(0.0, EventKind.OVERSPEED_WARNING), (5.0, EventKind.SLOWDOWN_ASKED)]
-    assert [a.console_speed_kmh for a in actions if a.console_speed_kmh is not None] == [CAP]
-    assert relays(actions) == []
-    assert guard.next_deadline() == 5.0 + SOFT_WINDOW_S  # a tick must run when the window ends
-    assert guard.status()["slowing"] is True
-
-
-@pytest.mark.parametrize(
-    ("sensor", "speed", "asks"),
-    [
-        (MEASURED, 6.3, True),  # (6.3 - 2.3) / 2 km/h per s: 2 s
-        (MEASURED, 6.4, False),
-        (REPORTED, 4.3, True),  # (4.3 - 2.3) / 1 km/h per s: 2 s
-        (REPORTED, 4.4, False),
-    ],
-)
-def test_a_belt_too_far_over_to_come_down_in_the_window_gets_the_relay_when_the_grace_ends(
-    sensor, speed, asks
-):
-    guard = soft_guard(sensor)
-    at_end = over_the_grace(guard, speed=speed)[-1]
-    said = [e.kind for e in at_end.events]
-    assert (EventKind.SLOWDOWN_ASKED in said, EventKind.ENFORCED_STOP in said) == (asks, not asks)
-    assert at_end.relay is (None if asks else RelayState.OPEN)
-
-
-@pytest.mark.parametrize(("sensor", "slowed_at"), [(MEASURED, 6.1), (REPORTED, 5.0 + 1.7)])
-def test_a_console_that_slows_the_belt_in_time_keeps_the_relay_closed(sensor, slowed_at):
-    guard = soft_guard(sensor)
-    over_the_grace(guard)
-    after = steps(guard, 5.1, 6.0, 3.0) + steps(guard, 6.1, 30.0, 2.0)
-    # under the line from 6.1 s; the console's word only from (4.0 - 2.3) / 1 s after the ask
-    assert [t for t, k in kinds(after) if k is EventKind.SLOWED] == [slowed_at]
-    assert EventKind.ENFORCED_STOP not in [k for _, k in kinds(after)]
-    assert relays(after) == [] and not any(a.pause for a in after)  # the session walks on
-    assert guard.status()["slowing"] is False and not guard.soft.busy  # the warning cleared
-
-
-def test_a_console_that_leaves_the_belt_running_is_cut_by_the_relay_at_the_deadline():
-    guard = soft_guard()
-    over_the_grace(guard)
-    after = steps(guard, 5.1, 8.0, FAST)
-    stop = [e for a in after for e in a.events if e.kind is EventKind.ENFORCED_STOP]
-    assert [(e.t, e.details["soft"]) for e in stop] == [(7.0, "ignored")]
-    assert (7.0, EventKind.CONSOLE_IGNORES_SPEED) in kinds(after)
-    assert relays(after) == [RelayState.OPEN]
-    assert guard.status()["console_ignores_speed"] is True
-
-
-def test_a_belt_slowing_too_slowly_is_cut_at_the_deadline_without_blaming_the_console():
-    guard = soft_guard()
-    over_the_grace(guard)
-    after = steps(guard, 5.1, 8.0, 3.0)
-    stop = [e for a in after for e in a.events if e.kind is EventKind.ENFORCED_STOP]
-    assert [(e.t, e.details["soft"]) for e in stop] == [(7.0, "too slow")]
-    assert not guard.soft.ignored
-
-
-def test_a_refusal_brings_the_relay_at_the_next_tick():
-    guard = soft_guard()
-    over_the_grace(guard)
-    guard.soft.answered(SpeedAnswer.REJECTED)  # the answer to the frame after SetSpeed
-    actions = guard.step(5.3, belt(FAST))
-    assert actions.relay is RelayState.OPEN
-    (stop,) = [e for e in actions.events if e.kind is EventKind.ENFORCED_STOP]
-    assert stop.details["soft"] == "refused"
-
-
-def test_turning_forward_during_the_window_stops_nothing_and_back_again_stops_at_once():
-    guard = soft_guard()
-    over_the_grace(guard)
-    forward = steps(guard, 5.1, 9.0, FAST, mode=Mode.FORWARD)
-    assert relays(forward) == [] and guard.soft.busy
-    back = guard.step(9.1, belt(FAST))
-    assert back.relay is RelayState.OPEN
-
-
-def test_a_soft_stop_whose_watch_ends_with_the_warning_on_leaves_the_stop_owed():
-    """The soft stop stood in for this warning's stop. Its watch ends when nothing guarded
-    would stop the belt (here the session ended and its cap let go: no session, and
-    without_session = "warn"), with the warning still on (2.2 km/h: over the cap, under the
-    line). The stop is owed again: the next run over with the budget spent is stopped when
-    the little the budget refilled meanwhile is gone, by the relay (no second soft stop
-    within a refill)."""
-    guard = soft_guard(MEASURED)
-    over_the_grace(guard)
-    steps(guard, 5.1, 10.0, 2.2)  # came down at 5.1 s; the warning stays on
-    assert guard.soft.busy and guard.watch.warning
-    guard.session_ended(10.0, belt(2.2), CAP)
-    back_at = 10.0 + RELEASE_AFTER_S + 2.0  # the ended session's cap let go meanwhile
-    idle = steps(guard, 10.1, back_at - 0.1, 2.2, state=SessionState.IDLE)
-    assert guard.status()["guard"] == "no session"
-    assert not guard.soft.busy and guard.watch.warning
-    guard.session_started()
-    back = steps(guard, back_at, back_at + 2.0, 8.0)
-    refilled_s = (back_at - 5.1) * REFILL_PER_S  # under the line since the budget ran out
-    (stop,) = [e for a in back for e in a.events if e.kind is EventKind.ENFORCED_STOP]
-    assert stop.t <= back_at + refilled_s + 0.1 and "soft" not in stop.details
-    assert relays(back) == [RelayState.OPEN]
-    assert EventKind.SLOWDOWN_ASKED not in [k for _, k in kinds(idle + back)]
-
-
-def stopped_after_ignoring(guard: Guard) -> None:
-    over_the_grace(guard)
-    steps(guard, 5.1, 7.0, FAST)
-    assert guard.soft.ignored and guard.relay is RelayState.OPEN
-
-
-@pytest.mark.parametrize(
-    "why",
-    [
-        "speed unknown",
-        "too far over",
-        "ignored before",
-        "remembered",
-        "restart watch",
-        "within a refill",
-        "none",
-    ],
-)
-def test_when_the_relay_stops_the_belt_without_asking_the_console(why):
-    guard = Guard(config_from_mapping({"sensor": CONSOLE})) if why == "none" else soft_guard()
-    start = 0.0
-    if why == "ignored before":
-        stopped_after_ignoring(guard)
-        start = 7.0 + max(RESTART_WATCH_S, REST_S)  # long after: the watch and the rest over
-        steps(guard, 7.1, start - 0.1, 1.0)
-    elif why == "remembered":
-        guard.remember_console_ignores_speed()  # the store says it ignored SetSpeed once
-    elif why == "restart watch":
-        guard.remember_stop(-10.0)
-    elif why == "within a refill":
-        over_the_grace(guard)
-        steps(guard, 5.1, 30.0, 1.0)  # it worked; the warning cleared
-        start = 30.1 + GRACE_S / REFILL_PER_S / 2  # the budget refilled, the rest not over
-        steps(guard, 30.1, start - 0.1, 1.0)
-    speed = {"speed unknown": None, "too far over": 8.0}.get(why, FAST)
-    actions = steps(guard, start, start + 10.0, speed)
-    said = [k for _, k in kinds(actions)]
-    assert EventKind.SLOWDOWN_ASKED not in said
-    assert EventKind.ENFORCED_STOP in said
-    assert all(a.console_speed_kmh is None for a in actions)
