@@ -9,12 +9,12 @@ First the attacks the invariant names, one quick story each; then what a propert
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
+from support.hypothesis_draws import PHASES, SLOW_DRAWS, HypothesisDraw
 from support.invariant import Run, as_toml, over_the_cap_rows, run_story, shown_kmh
 from support.stories import HOLD_TO_END_S, attack, legit_walk
 
@@ -203,23 +203,6 @@ def test_a_session_started_during_a_warning_nobody_was_stopped_for_is_enforced()
 
 
 # ---- the properties -----------------------------------------------------------------------------
-
-
-class HypothesisDraw:
-    """tests/support/invariant.py's source of choices, drawn by hypothesis so a failure shrinks."""
-
-    def __init__(self, data: st.DataObject):
-        self.data = data
-
-    def integer(self, low: int, high: int) -> int:
-        return self.data.draw(st.integers(low, high))
-
-
-SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-# Shrinking a failing story takes minutes of simulations (hypothesis gives up after five), so
-# by default a failure is reported whole, as TOML, and the database replays it first next
-# time; RETROTREAD_SHRINK=1 shrinks it to a minimal story like the ones above.
-PHASES = tuple(Phase) if os.environ.get("RETROTREAD_SHRINK") else tuple(set(Phase) - {Phase.shrink})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=SLOW_DRAWS, phases=PHASES)

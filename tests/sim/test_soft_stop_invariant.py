@@ -17,12 +17,12 @@ one still open), then the two properties.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
+from support.hypothesis_draws import PHASES, SLOW_DRAWS, HypothesisDraw
 from support.invariant import Run, as_toml, over_the_cap_rows, run_story
 from support.stories import (
     CONSOLE_KMH_PER_S,
@@ -351,22 +351,6 @@ def soft_attack(draw: Draw) -> dict[str, Any]:
         pick(draw, MOVES)(story)
     steps = [step for step in story.steps if step["at"] < length]
     return {"config": config, "step": [*steps, {"at": length, "end": True}]}
-
-
-class HypothesisDraw:
-    """The stories' source of choices, drawn by hypothesis so a failure shrinks."""
-
-    def __init__(self, data: st.DataObject):
-        self.data = data
-
-    def integer(self, low: int, high: int) -> int:
-        return self.data.draw(st.integers(low, high))
-
-
-SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-# As in tests/sim/test_invariant.py: a failure is reported whole, as TOML, unless
-# RETROTREAD_SHRINK=1 asks hypothesis to shrink it (minutes of simulations).
-PHASES = tuple(Phase) if os.environ.get("RETROTREAD_SHRINK") else tuple(set(Phase) - {Phase.shrink})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=SLOW_DRAWS, phases=PHASES)
