@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from support.invariant import RUN_SLACK_S, Judgement, judge_report, run_story, true_means_kmh
-from support.scenarios import SCENARIOS, cli, events, outputs, status_at, the
+from support.scenarios import SCENARIOS, cli, events, outputs, status_at, story, the
 
 from device.config.load import config_from_mapping
 from device.core.soft_stop import REPORTED_SLOWING_KMH_PER_S, SOFT_WINDOW_S, SPED_UP_FOR_S
@@ -34,15 +34,6 @@ TICK_S = 0.1
 STORIES = sorted(path.stem for path in SCENARIOS.glob("csafe_*.toml"))
 # What every trace row had before consoles were simulated: a story without one keeps it.
 TRACE_KEYS = {"t", "belt_kmh", "belt_m", "speed_kmh", "mode", "state", "cap_kmh", "relay", "sensor"}
-
-
-@functools.cache
-def story(name: str) -> dict[str, Any]:
-    """The JSON report `retrotread simulate tests/scenarios/<name>.toml --trace` prints."""
-    done = cli(str(SCENARIOS / f"{name}.toml"), "--trace")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return json.loads(done.stdout)
 
 
 @functools.cache

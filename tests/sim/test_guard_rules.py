@@ -17,13 +17,11 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from support.scenarios import SCENARIOS, cli, events, sample_at, status_at, the
+from support.scenarios import events, sample_at, status_at, story, the
 
 from device.core.guard import RELEASE_AFTER_S
 from device.core.overspeed import REFILL_PER_S
@@ -41,15 +39,6 @@ ROUNDING_KMH = 0.005
 
 
 # ---- the stories and their truth -------------------------------------------------------------
-
-
-@functools.cache
-def story(name: str) -> dict[str, Any]:
-    """The JSON report `retrotread simulate tests/scenarios/<name>.toml --trace` prints."""
-    done = cli(str(SCENARIOS / f"{name}.toml"), "--trace")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return json.loads(done.stdout)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ the report it prints: shared by the simulate, safety-scenario and guard-rule tes
 
 from __future__ import annotations
 
+import functools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,16 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         cwd=REPO,
         timeout=60,
     )
+
+
+@functools.cache
+def story(name: str) -> dict[str, Any]:
+    """The JSON report `retrotread simulate tests/scenarios/<name>.toml --trace` prints, read
+    once per test run."""
+    done = cli(str(SCENARIOS / f"{name}.toml"), "--trace")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    return json.loads(done.stdout)
 
 
 def sample_at(rep: dict, t: float) -> dict:
