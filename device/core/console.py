@@ -79,6 +79,11 @@ class ConsoleFollower:
             return None
         return action
 
+    @property
+    def waiting(self) -> bool:
+        """A start the console asked for waits for the belt's speed."""
+        return self._waiting is not None
+
     def due(self, t: float, *, speed_known: bool, wait_s: float) -> SessionAction | None:
         """A start that waited for the speed, once it is known or the wait is over (then the
         start gate says why not)."""

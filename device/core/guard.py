@@ -112,7 +112,8 @@ class Guard:
 
     def step(self, t: float, belt: Belt) -> Actions:
         actions = Actions()
-        self.soft.track(t, belt.speed_kmh)
+        if self.config.enforce.soft == "csafe":  # the console's word, for a soft stop
+            self.soft.track(t, belt.speed_kmh)
         self._watch_sensor(t, belt.sensor, actions)
         self._close_pulse(t, belt, actions)
         self._release_held(t, belt, actions)
@@ -348,6 +349,8 @@ class Guard:
 
     def _follow_soft(self, t: float, belt: Belt, limit: Limit | None, actions: Actions) -> None:
         """A soft stop under way: the belt came down, or the relay does what is left."""
+        if not self.soft.busy:
+            return
         guarded = belt.mode is Mode.BACKWARD and limit is not None and limit.enforcing
         warning = self.watch.warning
         outcome, events = self.soft.follow(t, belt.speed_kmh, guarded=guarded, warning=warning)
