@@ -38,7 +38,7 @@ SLOWING = "slowing the belt (SetSpeed)"  # the soft stop's window, in place of a
 OFFLINE_VIEW = {"speed": "--", "mode": "", "state": "Offline", "elapsed": "--:--",
                 "distance": "--", "kcal": "--", "cap": "", "level": "", "program": "",
                 "sensor": "", "console": "", "warning": "", "warning_detail": "", "message": "",
-                "safety": "", "history": "", "health": ""}  # fmt: skip
+                "start_hint": "", "safety": "", "history": "", "health": ""}  # fmt: skip
 
 
 class Fields:
@@ -390,7 +390,16 @@ def view(status: DeviceStatus | None) -> dict[str, str]:
         "warning": _warning(s),
         "warning_detail": _warning_detail(s),
         "message": s.text("message") or "",
+        "start_hint": _start_hint(s, state),
         "safety": _safety(s),
         "history": _history(s),
         "health": _health(s),
     }
+
+
+def _start_hint(s: Fields, state: str | None) -> str:
+    """What START (or Resume) would be told now, before anyone presses it: a belt too fast
+    for a backward start, or a speed the sensor has not yet seen enough of to vouch for."""
+    if state not in ("idle", "paused"):
+        return ""
+    return s.text("start_refusal") or ""

@@ -228,8 +228,9 @@ class Controller:
             self._emit(self.session.end(t, EndReason.BUTTON))
         if self.session.belt_running_for(t) == 0:
             self._auto_refused = False  # the belt stopped: a new run may be refused afresh
-        known, wait_s = self.start_speed_kmh(t) is not None, self.config.sensor.stale_s
-        self._follow_console(t, self.console.due(t, speed_known=known, wait_s=wait_s))
+        if self.console.waiting:  # a start the console asked for, waiting for the speed
+            known, wait_s = self.start_speed_kmh(t) is not None, self.config.sensor.stale_s
+            self._follow_console(t, self.console.due(t, speed_known=known, wait_s=wait_s))
         if self.session.wants_auto_start(t):
             self._auto_attempt(t, SessionAction.START)
         elif self.session.wants_auto_resume(t):
@@ -271,6 +272,8 @@ class Controller:
 
     def status(self, t: float) -> ControllerStatus:
         """What the dashboard and the socket show; see device/core/status.py."""
+        # the start gate's word before anyone presses: "not yet, the speed is not known"
+        refusal = None if self.session.state is SessionState.RUNNING else self._start_refusal(t)
         return controller_status(
             self.config,
             self.session,
@@ -283,6 +286,7 @@ class Controller:
             guard=self.guard.status(),
             console=console_status(self.config, self.console.state, self.guard.soft.last_answer),
             message=self.message,
+            start_refusal=None if refusal is None else refusal["reason"],
         )
 
     # -- decisions ----------------------------------------------------------------------------

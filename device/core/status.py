@@ -116,6 +116,7 @@ class ControllerStatus(TypedDict):
     sensor_lost: bool
     console: ConsoleStatus | None  # None when no CSAFE console is read
     message: str
+    start_refusal: str | None  # what START would be told now; None when it would go ahead
     weakened: list[str]
     elapsed_s: float | None
     distance_m: float | None
@@ -224,6 +225,7 @@ def controller_status(
     guard: GuardStatus,
     console: ConsoleStatus | None,
     message: str,
+    start_refusal: str | None = None,
 ) -> ControllerStatus:
     """The Controller's status from its parts, all read at one time: `schedule` is the
     session's cap schedule, `limit` the guard's limit now (None in forward mode)."""
@@ -244,6 +246,7 @@ def controller_status(
         **guard,
         "console": console,
         "message": message,
+        "start_refusal": start_refusal,
         "weakened": weakened(config),
         "elapsed_s": None,
         "distance_m": None,

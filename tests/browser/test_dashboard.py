@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 from browsing import Demo, Visit, open_page
+from playwright.sync_api import Error as PlaywrightError
 
 from web.protect import CONTENT_SECURITY_POLICY
 
@@ -38,9 +39,6 @@ def wait_for_state(visit: Visit, state: str, *, timeout: int = SLOW_S) -> None:
 
 def panel_belt(visit: Visit, kmh: str) -> None:
     visit.page.locator(f"[data-testid=demo-panel] button[data-kmh='{kmh}']").click()
-
-
-TWO_INTERVALS_MS = 1500  # two pulse intervals at 1 km/h and 0.157 m per pulse, with margin
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +78,15 @@ def test_the_simulator_panel_takes_over_and_a_start_from_the_page_begins_a_sessi
     page.wait_for_function(
         "() => parseFloat(document.querySelector('#speed').textContent) > 0.8", timeout=SLOW_S
     )
-    # the start gate wants the speed from two pulse intervals since the belt stood: at 1 km/h
-    # the next edge is 0.6 s away; a walker reading the display waits that long anyway
-    page.wait_for_timeout(TWO_INTERVALS_MS)
+    # the start gate wants the speed from two pulse intervals since the belt stood; until
+    # then the page says so under the buttons, and a walker reading it waits that long
+    page.locator("[data-testid=start-hint]").wait_for(state="hidden", timeout=SLOW_S)
     page.locator("[data-testid=control-start]").click()
-    wait_for_state(live, "running")
+    try:
+        wait_for_state(live, "running")
+    except PlaywrightError as missed:
+        refused = page.locator("[data-testid=control-error]").inner_text()
+        raise AssertionError(f"START from the page was refused: {refused}") from missed
     assert "BACKWARD" in page.locator("#mode").inner_text().upper()
     live.screenshot("2-started-from-the-page")
 

@@ -51,6 +51,22 @@ def test_backward_start_refused_while_belt_runs_fast():
     assert mill.events(EventKind.STILL_GUARDED)[0].details["why"] == "the start was refused"
 
 
+def test_the_status_says_what_start_would_be_told_before_anyone_presses_it():
+    mill = walking(4.0)
+    before = mill.device.status(mill.now)["start_refusal"]
+    assert before is not None and "4.0 km/h" in before and "2.3 km/h" in before
+    assert mill.events(EventKind.START_REFUSED) == []  # a word on the page, not a refusal
+    mill.belt_kmh(1.0)
+    mill.run(5)
+    assert mill.device.status(mill.now)["start_refusal"] is None
+    mill.press_start()
+    assert mill.state is SessionState.RUNNING
+    mill.press_direction()  # forward: START has no gate to pass
+    mill.belt_kmh(4.0)
+    mill.run(5)
+    assert mill.device.status(mill.now)["start_refusal"] is None
+
+
 def test_forward_start_at_four_kmh_goes_ahead():
     mill = walking(4.0)
     mill.press_direction()

@@ -53,6 +53,17 @@ def test_a_status_of_odd_types_renders_with_those_fields_unknown(running_status)
     assert words["history"] == "History is not being saved: the device's reason cannot be read."
 
 
+def test_the_start_gate_word_shows_under_the_buttons_only_while_start_is_on_offer(
+    running_status,
+) -> None:
+    unknown = "The belt speed is not known yet: the sensor has not seen enough of the belt."
+    assert view(running_status(state="idle", start_refusal=unknown))["start_hint"] == unknown
+    assert view(running_status(state="paused", start_refusal=unknown))["start_hint"] == unknown
+    assert view(running_status(state="running", start_refusal=unknown))["start_hint"] == ""
+    assert view(running_status(state="idle", start_refusal=None))["start_hint"] == ""
+    assert view(running_status(state="idle", start_refusal=["odd"]))["start_hint"] == ""
+
+
 def test_an_unreadable_cap_enforced_never_promises_a_stop(running_status) -> None:
     warning = {"reason": "over the cap", "speed_kmh": 2.6, "cap_kmh": 2.0, "seconds_left": 2.0,
                "enforced": False}  # fmt: skip

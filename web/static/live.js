@@ -65,6 +65,8 @@
     show("warning-banner", v.warning !== "");
     setText("message", v.message);
     show("message", v.message !== "");
+    setText("start-hint", v.start_hint);
+    show("start-hint", v.start_hint !== "");
     setText("safety", v.safety);
     show("safety", v.safety !== "");
     setText("history-error", v.history);
@@ -84,6 +86,7 @@
     show("offline-banner", true);
     show("warning-banner", false);
     show("message", false);
+    show("start-hint", false);
     show("console-row", false);
     showHealth(v.health);
     showButtons("offline", "", false);
