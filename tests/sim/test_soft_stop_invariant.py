@@ -11,8 +11,8 @@ The console is the speed source ([sensor] kind = "csafe") or checks a hall senso
 line within the window (at 2 km/h per s measured by a hall sensor, at 1 km/h per s on the
 console's own word, which is believed under the line only as long after the ask as that
 slowing takes); a belt further over gets the relay when the grace runs out. First what the
-properties and the adversarial passes found (a minimal story each: the regression tests, and
-one still open), then the two properties.
+properties and the adversarial passes found (a minimal story each: the regression tests),
+then the two properties.
 """
 
 from __future__ import annotations
@@ -115,19 +115,18 @@ def test_a_console_only_belt_near_the_line_is_asked_and_believed_down_only_once_
 
 
 def test_a_console_set_down_just_before_the_grace_ends_is_not_a_belt_that_is_down():
-    """Still open (fails until the core is fixed). The belt at 10 km/h backward from 20 s,
+    """Found by the adversarial pass, fixed by judging from the console's highest recent word
+    (SoftStops.track, SoftStops.fastest). The belt at 10 km/h backward from 20 s,
     warned at 20.5 s; at 25.2 s the walker sets 3.0 km/h on the console, which says 3.0 at
     its next poll while the belt slows from 10 km/h at its own 1.5 km/h per second. The
     grace runs out at 25.5 s with the 3 s mean at 9.77 km/h, but whether to ask, and when to
     believe the belt down, are judged on the display, the console's 3.0: (3.0 - 2.3) / 1 =
     0.7 s, so SetSpeed goes out and slowed is said at 26.2 s, with the true belt at 8.5 km/h.
     It is over the 2.3 km/h line until 30.4 s: 10.1 s from 20.3 s against the 9.5 s
-    allowed. With soft = "none" the relay stops it at 25.5 s (5.2 s). The rule it breaks:
-    a console reports the speed it is set to, at once, down as well as up, so the speed a
-    soft stop is judged from (may_ask and SlowDown.down_from) must be the fastest the belt
-    may still run: at least the higher of the display and the 3 s mean (the event already
-    says speed_kmh 9.77), better the highest word of the last seconds less 1 km/h per s
-    since."""
+    allowed (with soft = "none" the relay stopped it at 25.5 s, 5.2 s). The rule: a console
+    reports the speed it is set to, at once, down as well as up, so the speed a soft stop is
+    judged from (may_ask and SlowDown.down_from) is the fastest the belt may still run: the
+    console's highest word of the last seconds less 1 km/h per s since."""
     data = console_only(
         {"at": 20, "belt_kmh": 10.0, "abrupt": True},
         {"at": 25.2, "belt_kmh": 3.0},  # the console's own speed button, at its own rate
