@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_console_emulator_parser(commands)
 
+    export = commands.add_parser("export", help="sessions as FIT files for Garmin Connect, Strava")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fit", type=int, metavar="ID", help="export the session with this id")
+    which.add_argument("--all", action="store_true", help="export every ended session")
+    export.add_argument("--out", required=True, metavar="DIR", help="folder for the .fit files")
+    export.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
+    export.add_argument("--db", help="SQLite history file (overrides [storage] db)")
+
     password = commands.add_parser("set-password", help="set the dashboard's admin password")
     password.add_argument("--config", help="config file (default /etc/retrotread/config.toml)")
     password.add_argument("--state-dir", help="where the hash is kept (default: [storage] db's)")
@@ -142,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         from device.sim.console_serve import console_emulator_main
 
         return console_emulator_main(args)
+    if args.command == "export":
+        logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+        from device.history.fit_export import export_main
+
+        return export_main(
+            session_id=None if args.all else args.fit,
+            out=args.out,
+            db_path=args.db,
+            config_path=args.config,
+        )
     if args.command == "set-password":
         from web.auth import set_password_main
 

@@ -13,4 +13,5 @@
 - live_page: the live page's elements by id and /api/stream read one message at a time.
 - invariant, stories: the safety invariant and the attack and legit stories it judges.
 - calibrating: the calibrate command line and a person at the treadmill answering it.
+- fit_sessions: sessions recorded for the FIT export, and a FIT file read by both readers.
 """

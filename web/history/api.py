@@ -1,18 +1,21 @@
-"""The history as JSON and CSV.
+"""The history as JSON, CSV and FIT.
 
     GET /api/sessions?limit=25&offset=0      (or &page=N; &profile=NAME filters)
         {"sessions": [summary, ...], "total", "limit", "offset"}, newest first
     GET /api/sessions/<id>
         summary + "segments", "samples" (columns: t, speed_kmh, cap_kmh, mode, state) and
-        "events" (with a "sentence" each); 404 for an unknown id
+        "events" (with a "sentence" each) and "fit_url"; 404 for an unknown id
     GET /api/sessions.csv                    every session, streamed, with a header row
     GET /api/sessions/<id>/samples.csv       one session's 1 Hz samples
+    GET /api/sessions/<id>.fit               one session as a FIT activity file (also at
+                                             /sessions/<id>.fit); 409 while it runs
 
 A summary's times are epoch seconds (and ISO 8601 in the Pi's local time), durations s,
 distances m, speeds km/h, kcal an estimate. Samples come as columns, not one object per
 second: a session of hours has tens of thousands and columns are a third of the size.
 Every error has the API's one shape, {"ok": false, "error": sentence} (web.protect.Refused):
-400 for a bad query value, 404 for an unknown session, 503 while there is no history file.
+400 for a bad query value, 404 for an unknown session, 409 for the FIT file of a session still
+running, 503 while there is no history file.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-from flask import Response, current_app, jsonify, request, stream_with_context
+from flask import Response, current_app, jsonify, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
 
+from device.history.fit import SessionRunning, fit_filename, session_activity
 from device.history.reader import SessionRow
 from web.history.queries import (
     BadQuery,
@@ -45,6 +49,7 @@ SESSION_COLUMNS = ("id", "started_local", "started_at", "ended_local", "ended_at
                    "profile", "level", "machine_id")  # fmt: skip
 SAMPLE_COLUMNS = ("t", "elapsed_s", "speed_kmh", "cap_kmh", "mode", "state")
 CSV_BATCH = 1000  # rows per streamed chunk
+FIT_MIMETYPE = "application/vnd.ant.fit"  # the media type registered for FIT files
 
 
 def sessions() -> ResponseReturnValue:
@@ -88,6 +93,25 @@ def session(session_id: int) -> ResponseReturnValue:
             {key: event[key] for key in ("t", "kind", "sentence", "details")}
             for event in timeline(history.events(session_id), row.started_at)
         ],
+        fit_url=url_for("history.api_session_fit", session_id=session_id),
+    )
+
+
+def session_fit(session_id: int) -> ResponseReturnValue:
+    """The session as a FIT activity file, a download for Garmin Connect or Strava."""
+    history = reader()
+    row = history.session(session_id)
+    if row is None:
+        raise not_found(session_id)
+    running_cap_kmh = site(current_app).config.backward.running_cap_kmh
+    try:
+        data = session_activity(history, row, running_cap_kmh=running_cap_kmh)
+    except SessionRunning as exc:
+        raise Refused(str(exc), 409) from None
+    return Response(
+        data,
+        mimetype=FIT_MIMETYPE,
+        headers={"Content-Disposition": f'attachment; filename="{fit_filename(row)}"'},
     )
 
 

@@ -1,5 +1,5 @@
 """The history part of the dashboard, blueprint `history`: the pages in web.history.views, the
-JSON and CSV API in web.history.api, the reads in web.history.queries.
+JSON, CSV and FIT API in web.history.api, the reads in web.history.queries.
 
 Everything here reads the SQLite file the daemon writes, read-only, and never the daemon's
 socket: history answers the same whether the daemon runs or not. While there is no usable
@@ -26,10 +26,12 @@ SESSION_ID = "<int(max=9223372036854775807):session_id>"
 
 bp.add_url_rule("/history", "page", history_views.page)
 bp.add_url_rule(f"/sessions/{SESSION_ID}", "session_page", history_views.session_page)
+bp.add_url_rule(f"/sessions/{SESSION_ID}.fit", "session_fit", history_api.session_fit)
 bp.add_url_rule("/api/sessions", "api_sessions", history_api.sessions)
 bp.add_url_rule("/api/sessions.csv", "sessions_csv", history_api.sessions_csv)
 bp.add_url_rule(f"/api/sessions/{SESSION_ID}", "api_session", history_api.session)
 bp.add_url_rule(f"/api/sessions/{SESSION_ID}/samples.csv", "samples_csv", history_api.samples_csv)
+bp.add_url_rule(f"/api/sessions/{SESSION_ID}.fit", "api_session_fit", history_api.session_fit)
 bp.teardown_app_request(close_reader)
 
 
