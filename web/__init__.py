@@ -16,14 +16,7 @@ from flask import Flask
 from device.config.load import load_config
 from device.config.model import Config
 from device.ipc.protocol import default_socket_path
-from web.site import Site, site
-
-# base.html's bar: (endpoint, label, the endpoints it stands for)
-NAV_LINKS = (
-    ("live.page", "Live", "live.page"),
-    ("history.page", "History", "history."),
-    ("settings.page", "Settings", "settings.page"),
-)
+from web.site import NAV_LINKS, Site, site
 
 
 def create_app(
@@ -69,11 +62,12 @@ def create_app(
         }
 
     from web import auth, control, health, live, protect, settings
+    from web.guide import pages as guide
     from web.history import blueprint as history
 
     protect.init_app(app)  # the body limit, the security headers, the one-sentence errors
     auth.init_app(app)  # the secret key, CSRF protection and the login rate limit
-    for blueprint in (live.bp, history.bp, control.bp, settings.bp, auth.bp, health.bp):
+    for blueprint in (live.bp, history.bp, guide.bp, control.bp, settings.bp, auth.bp, health.bp):
         app.register_blueprint(blueprint)
     if demo is not None:
         from web import demo_panel

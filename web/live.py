@@ -22,6 +22,9 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask.typing import ResponseReturnValue
 
 from device.ipc.protocol import DeviceStatus
+from web.guide.first_steps import needs_first_session_card
+from web.guide.rules import essentials
+from web.history.queries import reader
 from web.hub import StatusHub, hub_for
 from web.live_view import Fields, mode_of, state_of, view
 from web.protect import Refused
@@ -73,9 +76,13 @@ def status_body(status: DeviceStatus) -> dict[str, Any]:
 
 
 def _page(status: DeviceStatus | None, words: dict[str, str], offline: str | None) -> str:
-    machine = site(current_app).config.machine.name
+    config = site(current_app).config
+    machine = config.machine.name
     if status is not None:
         machine = Fields(status).text("machine_name") or machine
+    # before a walker's first backward session (every guest's, and while the device is
+    # offline): the few rules that make it safe, and the way to the guide
+    profile = Fields(status).text("profile") if status is not None else None
     return render_template(
         "live.html",
         status=status,
@@ -86,6 +93,8 @@ def _page(status: DeviceStatus | None, words: dict[str, str], offline: str | Non
         live_machine=machine,
         stream_url=request.script_root + "/api/stream",
         control_url=request.script_root + "/api/control",
+        first_session=needs_first_session_card(profile, reader),
+        essentials=essentials(config),
     )
 
 

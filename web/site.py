@@ -11,6 +11,16 @@ from flask import Flask
 
 from device.config.model import Config
 
+# base.html's bar: (endpoint, label, the endpoints it stands for). The guide and the plan are
+# a walker's, one tap away from every page.
+NAV_LINKS = (
+    ("live.page", "Live", "live.page"),
+    ("history.page", "History", "history."),
+    ("guide.guide", "Guide", "guide.guide"),
+    ("guide.plan", "Plan", "guide.plan"),
+    ("settings.page", "Settings", "settings.page"),
+)
+
 
 @dataclass
 class Site:

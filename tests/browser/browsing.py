@@ -137,3 +137,35 @@ def _console(visit: Visit, message) -> None:
 
 
 VISITS: list[Visit] = []  # every page opened, for conftest's check after each test
+
+
+# -- the demo's live page -----------------------------------------------------------------------
+
+SLOW_MS = 20_000  # the demo's walker and the daemon's grace work in real time
+
+
+def state_of(visit: Visit) -> str:
+    return visit.page.locator("#state").inner_text().strip().lower()
+
+
+def wait_for_state(visit: Visit, state: str, *, timeout: int = SLOW_MS) -> None:
+    visit.page.wait_for_function(
+        "s => document.querySelector('#state').textContent.trim().toLowerCase() === s",
+        arg=state,
+        timeout=timeout,
+    )
+
+
+def panel_belt(visit: Visit, kmh: str) -> None:
+    """The demo's simulator panel sets the belt: its walker's routine stops for good."""
+    visit.page.locator(f"[data-testid=demo-panel] button[data-kmh='{kmh}']").click()
+
+
+def take_over(visit: Visit) -> None:
+    """Stop the demo's routine with the belt at rest and no session open (its walker
+    presses START five seconds in): the treadmill as a newcomer finds it."""
+    visit.page.locator("#connection").filter(has_text="live").wait_for(timeout=SLOW_MS)
+    panel_belt(visit, "0")
+    if state_of(visit) != "idle":
+        visit.page.locator("[data-testid=demo-start-hold]").click()  # ends the session
+        wait_for_state(visit, "idle")

@@ -15,30 +15,12 @@ import re
 from urllib.parse import urlparse
 
 import pytest
-from browsing import Demo, Visit, open_page
+from browsing import SLOW_MS, Demo, Visit, open_page, panel_belt, take_over, wait_for_state
 from playwright.sync_api import Error as PlaywrightError
 
 from web.protect import CONTENT_SECURITY_POLICY
 
 pytestmark = pytest.mark.browser
-
-SLOW_S = 20_000  # ms: the demo's walker and the daemon's grace work in real time
-
-
-def state_of(visit: Visit) -> str:
-    return visit.page.locator("#state").inner_text().strip().lower()
-
-
-def wait_for_state(visit: Visit, state: str, *, timeout: int = SLOW_S) -> None:
-    visit.page.wait_for_function(
-        "s => document.querySelector('#state').textContent.trim().toLowerCase() === s",
-        arg=state,
-        timeout=timeout,
-    )
-
-
-def panel_belt(visit: Visit, kmh: str) -> None:
-    visit.page.locator(f"[data-testid=demo-panel] button[data-kmh='{kmh}']").click()
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +32,11 @@ def test_the_live_numbers_move(live: Visit) -> None:
     page = live.page
     page.wait_for_function(
         "() => document.querySelector('#connection').textContent.includes('live')",
-        timeout=SLOW_S,
+        timeout=SLOW_MS,
     )
     # the demo's walker sets the belt to 1 km/h two seconds in: the big number follows
     page.wait_for_function(
-        "() => parseFloat(document.querySelector('#speed').textContent) > 0.5", timeout=SLOW_S
+        "() => parseFloat(document.querySelector('#speed').textContent) > 0.5", timeout=SLOW_MS
     )
     assert page.locator("#mode").inner_text().strip().upper() in ("BACKWARD", "FORWARD")
     live.screenshot("1-live-moving")
@@ -64,10 +46,7 @@ def test_the_simulator_panel_takes_over_and_a_start_from_the_page_begins_a_sessi
     live: Visit, demo: Demo
 ) -> None:
     page = live.page
-    panel_belt(live, "0")  # the routine stops; the belt stops
-    if state_of(live) != "idle":
-        page.locator("[data-testid=demo-start-hold]").click()  # end the routine's session
-        wait_for_state(live, "idle")
+    take_over(live)  # the routine stops, the belt stops, its session ends
     # the page's controls need the admin password the demo printed
     assert demo.password, demo.log.read_text()
     page.goto(demo.url + "/login")
@@ -76,11 +55,11 @@ def test_the_simulator_panel_takes_over_and_a_start_from_the_page_begins_a_sessi
     page.wait_for_url(re.compile(r"/(\?.*)?$"))
     panel_belt(live, "1.0")
     page.wait_for_function(
-        "() => parseFloat(document.querySelector('#speed').textContent) > 0.8", timeout=SLOW_S
+        "() => parseFloat(document.querySelector('#speed').textContent) > 0.8", timeout=SLOW_MS
     )
     # the start gate wants the speed from two pulse intervals since the belt stood; until
     # then the page says so under the buttons, and a walker reading it waits that long
-    page.locator("[data-testid=start-hint]").wait_for(state="hidden", timeout=SLOW_S)
+    page.locator("[data-testid=start-hint]").wait_for(state="hidden", timeout=SLOW_MS)
     page.locator("[data-testid=control-start]").click()
     try:
         wait_for_state(live, "running")
@@ -95,14 +74,14 @@ def test_an_over_speed_from_the_panel_shows_the_countdown_then_the_stop(live: Vi
     page = live.page
     panel_belt(live, "4.0")
     banner = page.locator("[data-testid=warning-banner]")
-    banner.wait_for(state="visible", timeout=SLOW_S)
+    banner.wait_for(state="visible", timeout=SLOW_MS)
     assert re.search(r"stopping in \d+ s", banner.inner_text(), re.IGNORECASE)
     live.screenshot("3-over-speed-countdown")
     # the grace runs out: the relay cuts the loop, the belt stops, the session pauses
     wait_for_state(live, "paused")
     page.wait_for_function(
         "() => document.querySelector('#message').textContent.includes('Stopped')",
-        timeout=SLOW_S,
+        timeout=SLOW_MS,
     )
     live.screenshot("4-enforced-stop")
 
@@ -115,10 +94,10 @@ def test_the_finished_session_appears_in_the_history_with_its_chart(
     wait_for_state(live, "idle")
     page.goto(demo.url + "/history")
     newest = page.locator("table a").first
-    newest.wait_for(timeout=SLOW_S)
+    newest.wait_for(timeout=SLOW_MS)
     live.screenshot("5-history")
     newest.click()
-    page.locator("[data-chart=session] svg").wait_for(timeout=SLOW_S)
+    page.locator("[data-chart=session] svg").wait_for(timeout=SLOW_MS)
     timeline = page.locator("body").inner_text()
     assert "enforced stop" in timeline.lower()
     live.screenshot("6-session-chart")
@@ -156,11 +135,11 @@ def test_every_page_is_served_under_the_policy_and_runs_within_it(browser, demo:
         page.wait_for_load_state("load")
     # the scripts did run under the policy: the chart is drawn from its JSON
     page.goto(demo.url + newest)
-    page.locator("[data-chart=session] svg").wait_for(timeout=SLOW_S)
+    page.locator("[data-chart=session] svg").wait_for(timeout=SLOW_MS)
     page.goto(demo.url + "/")
     page.wait_for_function(
         "() => document.querySelector('#connection').textContent.includes('live')",
-        timeout=SLOW_S,
+        timeout=SLOW_MS,
     )
     # the one error: Chromium noting the 404 of /no-such-page, as it should
     assert len(visit.console_errors) == 1 and "404" in visit.console_errors[0]
@@ -179,7 +158,7 @@ def test_an_inline_script_is_blocked_and_reported_as_a_violation(browser, demo: 
         document.body.click();
     }"""
     )
-    page.wait_for_function("() => window.__cspViolations >= 2", timeout=SLOW_S)
+    page.wait_for_function("() => window.__cspViolations >= 2", timeout=SLOW_MS)
     assert page.evaluate("() => window.__inlineRan === undefined")
     page.evaluate("() => 0")  # the console messages arrive
     assert any("script-src" in text for text in visit.csp_violations), visit.csp_violations

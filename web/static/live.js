@@ -67,6 +67,9 @@
     show("message", v.message !== "");
     setText("start-hint", v.start_hint);
     show("start-hint", v.start_hint !== "");
+    // the first-session card is for before a session: during one it would push the controls
+    // off a phone's screen (the card is on the page only for those who need it)
+    show("first-session", data.state === "idle");
     setText("safety", v.safety);
     show("safety", v.safety !== "");
     setText("history-error", v.history);
