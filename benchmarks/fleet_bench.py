@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
+from support.waiting import wait_until
 
 from benchmarks.fleet_gym import SITE, Belts, Gym, Seen, Viewer, publisher, treadmill_status
 from benchmarks.reaction_bench import GAP_TARGET_MS, _cadence
@@ -50,7 +51,6 @@ from device.fleet.publisher import RECONNECT_MAX_S
 from device.history.outbox import MAX_UNSENT, Outbox
 from device.history.store import Store
 from device.sim.demo import Walker
-from tests.support.waiting import wait_until
 
 TITLE = "Fleet: 50 treadmills, `retrotread fleet`, a session backlog, the tick (real Mosquitto)"
 QUICK = os.environ.get("RETROTREAD_BENCH_QUICK") == "1"

@@ -22,15 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.mosquitto import Broker
+from support.ports import free_port
+from support.waiting import wait_until
+
 from device.config.load import config_from_mapping
 from device.config.model import FleetConfig
 from device.core.controller import Controller
 from device.core.status import ControllerStatus
 from device.fleet.publisher import Publisher
 from device.history.outbox import Outbox
-from tests.support.mosquitto import Broker
-from tests.support.ports import free_port
-from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = "gym"

@@ -10,9 +10,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from support.invariant import RunOver, over_the_cap_rows, run_story, true_means_kmh
+from support.stories import RandomDraw, attack, legit_walk
+
 from benchmarks.table import Row
-from tests.support.invariant import RunOver, over_the_cap_rows, run_story, true_means_kmh
-from tests.support.stories import RandomDraw, attack, legit_walk
 
 TITLE = "Safety: the invariant on the belt's truth, attack stories and legit walking"
 ATTACKS = 3000  # about 90 s on 2 cores

@@ -29,6 +29,9 @@ from device.history.store import Store
 
 TITLE = "Web: history pages and API on 10,000 sessions and 3 million samples"
 TARGET_MS = 100.0
+# A FIT file is a download a walker asks for once, not a page: Garmin's encoder writes the
+# 14,400 records of the four-hour session in Python, and a second is still a prompt download.
+FIT_TARGET_MS = 1000.0
 RUNS = 20
 WARMUP = 2
 SESSIONS = 10_000
@@ -138,11 +141,11 @@ def _time(client, url: str) -> tuple[list[float], list[float]]:
     return first, whole
 
 
-def _row(label: str, timings: list[float]) -> Row:
+def _row(label: str, timings: list[float], target_ms: float = TARGET_MS) -> Row:
     timings = sorted(timings)
     p50, p95 = statistics.median(timings), timings[math.ceil(0.95 * len(timings)) - 1]
-    return Row(f"  {label}", f"{p50:.1f} / {p95:.1f} ms", f"p95 < {TARGET_MS:.0f} ms",
-               p95 < TARGET_MS)  # fmt: skip
+    return Row(f"  {label}", f"{p50:.1f} / {p95:.1f} ms", f"p95 < {target_ms:.0f} ms",
+               p95 < target_ms)  # fmt: skip
 
 
 def rows() -> list[Row]:
@@ -165,6 +168,8 @@ def rows() -> list[Row]:
         ]
         out = [Row(f"{RUNS} runs each after {WARMUP} warm-ups; p50 / p95, whole answer")]
         out += [_row(label, _time(client, url)[1]) for label, url in asked]
+        fit = _time(client, f"/sessions/{LONG_SESSION}.fit")[1]
+        out.append(_row("FIT file, 4 h session (14,400 records)", fit, FIT_TARGET_MS))
         first, whole = _time(client, "/api/sessions.csv")
         out.append(_row(f"sessions.csv, all {SESSIONS:,}: first chunk", first))
         out.append(Row("  sessions.csv: the whole export (streamed; grows with the history)",

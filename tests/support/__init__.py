@@ -1,4 +1,4 @@
-"""What the tests share (imported as `support.X`; the benchmarks import `tests.support.X`):
+"""What the tests share (imported as `support.X`, by the benchmarks too):
 
 - waiting: `wait_until`, the one deadline loop for another thread or process.
 - ports: `free_port`, for a dashboard started as a subprocess.

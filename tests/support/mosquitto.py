@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .ports import free_port  # relative: benchmarks import it as tests.support
+from .ports import free_port  # relative: wherever support sits on the path
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 START_WITHIN_S = 10.0
