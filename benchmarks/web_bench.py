@@ -150,11 +150,13 @@ def _row(label: str, timings: list[float], target_ms: float = TARGET_MS) -> Row:
 
 def rows() -> list[Row]:
     from web import create_app  # the web's dependencies are not the other benches' concern
+    from web.serve import freeze_start_up
 
     db = cached_database()
     with tempfile.TemporaryDirectory(dir="/tmp") as state:
         app = create_app(Config(), db_path=str(db), socket_path=f"{state}/no-daemon.sock",
                          state_dir=state)  # fmt: skip
+        freeze_start_up()  # as `retrotread web` does before it serves
         client = app.test_client()
         deepest = math.ceil(SESSIONS / 25)
         asked = [

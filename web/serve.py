@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -173,6 +174,17 @@ def serve(app: Flask, *, listen: str, port: int | None = None, threads: int = TH
     return WebServer(app, server)
 
 
+def freeze_start_up() -> None:
+    """Keep what start-up made (modules, templates, the app) out of the collector's walks.
+
+    It all lives as long as the process, yet every full collection walked it again: the JSON
+    of a four-hour session (72,000 values, 14,400 row tuples on the way) set one off and paid
+    30-40 ms for it at its tail, a third of the answer's budget. gc.freeze() moves those
+    objects to the permanent generation; what requests make is collected as before."""
+    gc.collect()  # start-up's own garbage is freed, not frozen
+    gc.freeze()
+
+
 def run_web(
     config_path: str | None,
     *,
@@ -209,6 +221,7 @@ def run_web(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    freeze_start_up()
     where = f"{server.host}:{server.port}"
     print(f"retrotread web: serving {server.url} (listening on {where}); Ctrl-C stops.", flush=True)
     server.run()

@@ -3,6 +3,7 @@ subprocess systemd runs, against a real device socket and history file."""
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -193,3 +194,19 @@ def test_run_web_stops_cleanly_on_sigterm_in_process(
         signal.signal(signal.SIGINT, previous[1])
     assert code == 0
     assert "retrotread web: serving http://127.0.0.1:" in capsys.readouterr().out
+
+
+def test_what_start_up_made_is_kept_out_of_the_collectors_walks() -> None:
+    from web.serve import freeze_start_up
+
+    made_at_start_up = [[n] for n in range(1000)]  # tracked objects, alive for good
+    gc.unfreeze()
+    try:
+        freeze_start_up()
+        assert gc.get_freeze_count() >= len(made_at_start_up)
+        garbage: list[object] = []
+        garbage.append(garbage)  # a cycle a request leaves behind is still collected
+        del garbage
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
