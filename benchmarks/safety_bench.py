@@ -10,8 +10,9 @@ import os
 import time
 from dataclasses import dataclass
 
-from support.invariant import RunOver, over_the_cap_rows, run_story, true_means_kmh
+from support.invariant import RunOver, over_the_cap_rows, true_means_kmh
 from support.stories import RandomDraw, attack, legit_walk
+from support.story_runs import run_story
 
 from benchmarks.table import Row
 

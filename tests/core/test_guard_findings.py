@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.invariant import Run, as_toml, run_story
+from support.story_runs import Run, as_toml, run_story
 
 from device.config.load import config_from_mapping
 from device.config.model import Config, SensorConfig

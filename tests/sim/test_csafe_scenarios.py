@@ -20,8 +20,9 @@ import json
 from typing import Any
 
 import pytest
-from support.invariant import RUN_SLACK_S, Judgement, judge_report, run_story, true_means_kmh
+from support.invariant import RUN_SLACK_S, Judgement, true_means_kmh
 from support.scenarios import SCENARIOS, cli, events, outputs, status_at, story, the
+from support.story_runs import judge_report, run_story
 
 from device.config.load import config_from_mapping
 from device.core.soft_stop import REPORTED_SLOWING_KMH_PER_S, SOFT_WINDOW_S, SPED_UP_FOR_S

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from support.hypothesis_draws import PHASES, SLOW_DRAWS, HypothesisDraw
-from support.invariant import Run, as_toml, over_the_cap_rows, run_story, shown_kmh
+from support.invariant import over_the_cap_rows, shown_kmh
 from support.stories import HOLD_TO_END_S, attack, legit_walk
+from support.story_runs import Run, as_toml, run_story
 
 SESSION_AT_START_CAP = [
     {"at": 1, "belt_kmh": 1.5},

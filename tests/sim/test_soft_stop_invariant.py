@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from support.hypothesis_draws import PHASES, SLOW_DRAWS, HypothesisDraw
-from support.invariant import Run, as_toml, over_the_cap_rows, run_story
+from support.invariant import over_the_cap_rows
 from support.stories import (
     CONSOLE_KMH_PER_S,
     HOLD_TO_END_S,
@@ -36,6 +36,7 @@ from support.stories import (
     pick,
     schedule_cap_kmh,
 )
+from support.story_runs import Run, as_toml, run_story
 
 from device.core.console import ConsoleState
 from device.core.soft_stop import SOFT_WINDOW_S

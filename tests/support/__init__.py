@@ -11,7 +11,8 @@
   report and the status at a moment of a story.
 - program_walks: sessions as the program counts them, and a profile walked through them.
 - live_page: the live page's elements by id and /api/stream read one message at a time.
-- invariant, stories: the safety invariant and the attack and legit stories it judges.
+- invariant, stories, story_runs: the safety invariant, the attack and legit stories it judges,
+  and a story run through the simulator and judged (or printed as TOML for a report).
 - calibrating: the calibrate command line and a person at the treadmill answering it.
 - fit_sessions: sessions recorded for the FIT export, and a FIT file read by both readers.
 """

@@ -72,15 +72,13 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from device.config.load import config_from_mapping, merge_overrides
+from device.config.load import merge_overrides
 from device.config.model import Config
 from device.core.guard import RELEASE_AFTER_S, RESTART_WATCH_S
 from device.core.overspeed import REFILL_PER_S
 from device.core.soft_stop import SOFT_WINDOW_S, SPED_UP_FOR_S
 from device.core.speed import KMH_PER_MPS
-from device.history.store import Store
-from device.sim.scenario import Scenario, parse_scenario
-from device.sim.simulate import Simulation
+from device.sim.scenario import Scenario
 
 MEAN_WINDOW_S = 3.0  # the rule's mean: the 3 s mean speed
 RUN_SLACK_S = 1.5
@@ -436,73 +434,6 @@ def _warned(events: list[dict[str, Any]], t: float) -> bool:
     if last_began is not None and (last_ended is None or last_began > last_ended):
         return True
     return any(t < b <= t + WARN_WITHIN_S + 1e-9 for b in began)
-
-
-# ---- running a story and judging it ----------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One story through the simulator, in-process, with what the truth says of it."""
-
-    scenario: Scenario
-    config: Config
-    report: dict[str, Any]
-    judgement: Judgement
-
-    @property
-    def trace(self) -> list[dict[str, Any]]:
-        return self.report["trace"]
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return self.report["events"]
-
-    def kinds(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["kind"] == kind]
-
-
-def run_story(data: dict[str, Any]) -> Run:
-    """Run a scenario (the dict a TOML file parses to) and judge it on the truth."""
-    scenario = parse_scenario(data, source="story")
-    config = config_from_mapping(scenario.config, source="story [config]")
-    report = Simulation(scenario, Store(":memory:"), config=config, trace=True).run().as_dict()
-    return Run(scenario, config, report, judge_report(scenario, config, report))
-
-
-def judge_report(scenario: Scenario, config: Config, report: dict[str, Any]) -> Judgement:
-    """The truth's judgement of a report `retrotread simulate --trace` printed for `scenario`
-    (whose [config] gave `config`)."""
-    trace, events = report["trace"], report["events"]
-    timeline = rules_over_time(config, scenario)
-    pulse_m = {"hall": config.sensor.meters_per_pulse}
-    if config.sensor.check is not None:
-        pulse_m["check"] = config.sensor.check.meters_per_pulse
-    if config.sensor.console is not None:  # a console sees the belt while it answers at all
-        blind = [False] * len(trace)
-    else:
-        blind = blind_rows(trace, scenario, meters_per_pulse=pulse_m)
-    unguarded = unguarded_rows(trace, events, timeline, blind)
-    return judge(trace, events, timeline, left_out=blind, unguarded=unguarded)
-
-
-def as_toml(data: dict[str, Any]) -> str:
-    """A story as TOML that `retrotread simulate` reads, one step a line, for a report."""
-    lines = [
-        f"config.{table} = {_toml(entries)}" for table, entries in data.get("config", {}).items()
-    ]
-    lines += ["step = ["] + [f"  {_toml(step)}," for step in data["step"]] + ["]"]
-    return "\n".join(lines)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def over_the_cap_rows(trace: list[dict[str, Any]]) -> list[float]:
