@@ -43,6 +43,8 @@ __all__ = [
     "profile_name",
     "qualifies",
     "session_profile",
+    "walking_level",
+    "week_index",
     "week_progress",
 ]
 
@@ -247,18 +249,18 @@ def week_progress(
     if program_started_at is None:
         return WeekProgress(None, 0, target, tuple(counts), False)
     for session in sessions:
-        week = _week_index(session.started_at, program_started_at)
+        week = week_index(session.started_at, program_started_at)
         long_enough = session.backward_s >= program.session_min_s
         if 0 <= week < program.weeks and completed(session) and long_enough:
             counts[week] += 1
     # A wall clock set back before the first session (NTP at boot) still reads as week 1.
-    now_week = max(_week_index(now_epoch, program_started_at), 0)
+    now_week = max(week_index(now_epoch, program_started_at), 0)
     current = now_week + 1 if now_week < program.weeks else None
     done = counts[now_week] if current is not None else 0
     finished = all(count >= target for count in counts)
     return WeekProgress(current, done, target, tuple(counts), finished)
 
 
-def _week_index(epoch: float, started_at: float) -> int:
-    """0 for the program's first week; negative before it."""
+def week_index(epoch: float, started_at: float) -> int:
+    """The program week (0 for the first) that `epoch` falls in; negative before it."""
     return int((epoch - started_at) // WEEK_S)

@@ -25,6 +25,7 @@ from device.core.program import (
     level_cap_kmh,
     profile_name,
     walking_level,
+    week_index,
     week_progress,
 )
 from device.history.reader import History
@@ -159,7 +160,7 @@ def _backward_minutes(
     if started_at is None:
         return totals
     for session in sessions:
-        week = int((session.started_at - started_at) // WEEK_S)
+        week = week_index(session.started_at, started_at)  # as the core counts the weeks
         if 0 <= week < weeks:
             totals[week] += session.backward_s / 60
     return totals
