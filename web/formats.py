@@ -1,5 +1,7 @@
 """One formatter per quantity, for every page of the dashboard: the live page (web.live_view)
-and the history (web.history.queries) print a distance, a speed or a time the same way.
+and the history (web.history.queries) print a distance, a speed or a time the same way; the
+guide and the plan (web.guide) print the config's settings with setting_kmh, setting_s and
+setting_min, which keep the digits the operator wrote.
 """
 
 from __future__ import annotations
@@ -35,3 +37,19 @@ def distance(metres: float) -> str:
 def km_h(speed_kmh: float) -> str:
     """ "3.2 km/h"."""
     return f"{speed_kmh:.1f} km/h"
+
+
+def setting_kmh(value: float) -> str:
+    """A speed from the config: one decimal, or two where the operator set two (a ramp step
+    of 0.05 km/h must not read 0.1)."""
+    return f"{value:.1f} km/h" if round(value, 1) == round(value, 2) else f"{value:.2f} km/h"
+
+
+def setting_s(value: float) -> str:
+    """A time from the config in seconds: "120 s", "2.5 s"."""
+    return f"{value:g} s"
+
+
+def setting_min(value_s: float) -> str:
+    """A time from the config in minutes: "10 min", "12.5 min"."""
+    return f"{round(value_s / 60, 1):g} min"

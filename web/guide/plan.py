@@ -29,8 +29,8 @@ from device.core.program import (
     week_progress,
 )
 from device.history.reader import History
+from web.formats import setting_kmh, setting_min
 from web.guide.chart import WeekChart, week_chart
-from web.guide.rules import kmh, minutes
 
 MEMBERS_ONLY = (
     "Progress is kept only for members: on a home treadmill the operator sets [program] "
@@ -102,17 +102,17 @@ def plan_rules(config: Config) -> PlanRules:
     return PlanRules(
         weeks=program.weeks,
         sessions_per_week=program.sessions_per_week,
-        session_min=minutes(program.session_min_s),
-        session_max=minutes(program.session_max_s),
+        session_min=setting_min(program.session_min_s),
+        session_max=setting_min(program.session_max_s),
         target_min=round(program.sessions_per_week * program.session_min_s / 60, 1),
-        levels=tuple(kmh(cap) for cap in backward.level_caps_kmh),
+        levels=tuple(setting_kmh(cap) for cap in backward.level_caps_kmh),
         level_up_days=program.level_up_sessions,
-        qualifying_min=minutes(program.qualifying_backward_s),
+        qualifying_min=setting_min(program.qualifying_backward_s),
         qualifying_share_pct=round(program.qualifying_share * 100),
         running_days=program.running_unlock_sessions,
-        running_for=minutes(program.running_unlock_s),
-        running_at=kmh(program.running_unlock_kmh),
-        running_cap=kmh(backward.running_cap_kmh),
+        running_for=setting_min(program.running_unlock_s),
+        running_at=setting_kmh(program.running_unlock_kmh),
+        running_cap=setting_kmh(backward.running_cap_kmh),
     )
 
 
@@ -179,8 +179,8 @@ def _standing(walker: Profile, config: Config) -> Standing:
     return Standing(
         level=level,
         top_level=len(caps),
-        cap=kmh(level_cap_kmh(walker, config)),
-        next_cap=kmh(caps[level]) if level < len(caps) else None,
+        cap=setting_kmh(level_cap_kmh(walker, config)),
+        next_cap=setting_kmh(caps[level]) if level < len(caps) else None,
         days_at_level=walker.qualifying_at_level,
         running_unlocked=walker.running_unlocked,
         qualifying_total=walker.qualifying_total,

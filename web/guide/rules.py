@@ -12,22 +12,7 @@ from dataclasses import dataclass
 
 from device.config.model import Config
 from device.core.soft_stop import SOFT_WINDOW_S
-
-
-def kmh(value: float) -> str:
-    """A speed from the config as the guide prints it: one decimal, or two where the
-    operator set two (a ramp step of 0.05 km/h must not read 0.1)."""
-    return f"{value:.1f} km/h" if round(value, 1) == round(value, 2) else f"{value:.2f} km/h"
-
-
-def seconds(value: float) -> str:
-    """ "120 s", "2.5 s"."""
-    return f"{value:g} s"
-
-
-def minutes(value_s: float) -> str:
-    """ "10 min", "12.5 min"."""
-    return f"{round(value_s / 60, 1):g} min"
+from web.formats import setting_kmh, setting_s
 
 
 @dataclass(frozen=True)
@@ -71,25 +56,25 @@ def device_rules(config: Config) -> DeviceRules:
     else:
         stop = (
             "The relay opens the treadmill's safety-key loop, as if you pulled the key, and "
-            f"the belt stops; after {seconds(enforce.pulse_s)} the treadmill can be started "
+            f"the belt stops; after {setting_s(enforce.pulse_s)} the treadmill can be started "
             "again from its console."
         )
     soft = ""
     if enforced and enforce.soft == "csafe":
         soft = (
             "First the device asks the treadmill's console to slow the belt to the cap; if "
-            f"the belt is not back under the limit within {seconds(SOFT_WINDOW_S)}, or the "
+            f"the belt is not back under the limit within {setting_s(SOFT_WINDOW_S)}, or the "
             "console does not do it, the relay stops the belt."
         )
     return DeviceRules(
-        start_cap=kmh(b.start_cap_kmh),
-        tolerance=kmh(b.tolerance_kmh),
-        start_line=kmh(b.start_cap_kmh + b.tolerance_kmh),
-        hold=seconds(b.hold_s),
-        ramp_step=kmh(b.ramp_step_kmh),
-        ramp_every=seconds(b.ramp_every_s),
-        first_level_cap=kmh(b.level_caps_kmh[0]),
-        grace=seconds(b.grace_s),
+        start_cap=setting_kmh(b.start_cap_kmh),
+        tolerance=setting_kmh(b.tolerance_kmh),
+        start_line=setting_kmh(b.start_cap_kmh + b.tolerance_kmh),
+        hold=setting_s(b.hold_s),
+        ramp_step=setting_kmh(b.ramp_step_kmh),
+        ramp_every=setting_s(b.ramp_every_s),
+        first_level_cap=setting_kmh(b.level_caps_kmh[0]),
+        grace=setting_s(b.grace_s),
         enforced=enforced,
         stop=stop,
         soft=soft,
@@ -100,7 +85,7 @@ def device_rules(config: Config) -> DeviceRules:
 def essentials(config: Config) -> tuple[str, ...]:
     """The first-session card's short list: the few rules to read before the first
     backward session (the guide has them in full)."""
-    line = kmh(config.backward.start_cap_kmh + config.backward.tolerance_kmh)
+    line = setting_kmh(config.backward.start_cap_kmh + config.backward.tolerance_kmh)
     return (
         "Balance check first: 10 steps forward, then 9 steps back.",
         "Walk 20 m backward on flat ground before you try the belt.",
