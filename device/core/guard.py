@@ -112,8 +112,9 @@ class Guard:
 
     def step(self, t: float, belt: Belt) -> Actions:
         actions = Actions()
-        if self.config.enforce.soft == "csafe":  # the console's word, for a soft stop
-            self.soft.track(t, belt.speed_kmh)
+        # the console's word, for a soft stop: kept whatever [enforce] soft says now, so a
+        # reload that turns soft stops on knows how fast the console said the belt ran
+        self.soft.track(t, belt.speed_kmh)
         self._watch_sensor(t, belt.sensor, actions)
         self._close_pulse(t, belt, actions)
         self._release_held(t, belt, actions)

@@ -136,6 +136,24 @@ def test_a_console_set_down_just_before_the_grace_ends_is_not_a_belt_that_is_dow
     assert_holds(run, data)
 
 
+def test_soft_stops_turned_on_by_a_reload_already_know_how_fast_the_console_said_the_belt_ran():
+    """The set-down-late story with the soft stop off until a reload turns it on at 25.4 s,
+    after the console already says the 3.0 km/h the walker set at 25.1 s: the console's
+    highest recent word (10 km/h) is kept whatever [enforce] soft said, so when the grace
+    runs out at 25.5 s the belt may still be near 10 km/h and the relay stops it, with no
+    SetSpeed believed too soon."""
+    data = console_only(
+        {"at": 20, "belt_kmh": 10.0, "abrupt": True},
+        {"at": 25.1, "belt_kmh": 3.0},
+        {"at": 25.4, "reload": {"enforce": {"soft": "csafe"}}},
+    )
+    data["config"]["enforce"] = {"soft": "none"}
+    run = run_story(data)
+    assert run.kinds("slowdown_asked") == []
+    assert len(run.kinds("enforced_stop")) == 1
+    assert_holds(run, data)
+
+
 # After a soft stop that worked, the walker sets 2.2 km/h on the console: over the 2.0 km/h cap,
 # under its 2.3 km/h line, so the warning goes on (it clears only at the cap itself) and the
 # budget stays spent. A hall sensor is the speed; the console checks it and honours SetSpeed.
