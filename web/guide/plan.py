@@ -31,6 +31,7 @@ from device.core.program import (
 from device.history.reader import History
 from web.formats import setting_kmh, setting_min
 from web.guide.chart import WeekChart, week_chart
+from web.history.queries import week_target_min
 
 MEMBERS_ONLY = (
     "Progress is kept only for members: on a home treadmill the operator sets [program] "
@@ -104,7 +105,7 @@ def plan_rules(config: Config) -> PlanRules:
         sessions_per_week=program.sessions_per_week,
         session_min=setting_min(program.session_min_s),
         session_max=setting_min(program.session_max_s),
-        target_min=round(program.sessions_per_week * program.session_min_s / 60, 1),
+        target_min=round(week_target_min(config), 1),
         levels=tuple(setting_kmh(cap) for cap in backward.level_caps_kmh),
         level_up_days=program.level_up_sessions,
         qualifying_min=setting_min(program.qualifying_backward_s),
